@@ -1,0 +1,214 @@
+"""The one typed training config: HaGRID classifier key names plus checkpointing, storage and tracking.
+
+`load_config` merges the schema, a YAML file and a dotlist once, at the edge; everything downstream gets a
+validated `Config` (or a plain dict of it when crossing a Prefect task boundary).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from handgesture.data.annotations import HAGRID_TARGETS
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file, override or value is not what the schema expects."""
+
+
+@dataclass
+class DatasetConfig:
+    annotations: str = "data/synthetic/annotations"
+    dataset: str = "data/synthetic/images"
+    test_annotations: str | None = None
+    targets: list[str] = field(default_factory=lambda: list(HAGRID_TARGETS))
+    image_size: list[int] = field(default_factory=lambda: [224, 224])
+    subset: int = -1
+    val_fraction: float = 0.2
+
+
+@dataclass
+class SyntheticConfig:
+    """Generate a HaGRID-format dataset at `dataset.*` on first use (the demo's data)."""
+
+    generate_if_missing: bool = False
+    per_class: int = 40
+    users: int = 10
+    frame_size: list[int] = field(default_factory=lambda: [320, 240])
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ResNet18"
+    pretrained: bool = False
+    freezed: bool = False
+
+
+@dataclass
+class OptimizerConfig:
+    optimizer: str = "SGD"
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+
+
+@dataclass
+class SchedulerConfig:
+    start_factor: float = 0.001
+    warmup_steps: int = 100
+    cosine: bool = False
+
+
+@dataclass
+class TrainParams:
+    epochs: int = 10
+    num_workers: int = 2
+    train_batch_size: int = 64
+    test_batch_size: int = 64
+    prefetch_factor: int = 2
+    amp: bool = True
+    log_every_n_steps: int = 10
+
+
+@dataclass
+class MetricParams:
+    metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1_score", "precision", "recall"])
+    average: str = "weighted"
+
+
+@dataclass
+class CheckpointConfig:
+    keep_last: int = 2
+    keep_best: int = 1
+
+
+@dataclass
+class StorageConfig:
+    uri: str = "runs"
+    experiment: str = "handgesture"
+    run_name: str | None = None
+    block: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass
+class TrackingConfig:
+    tensorboard: bool = True
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    train_params: TrainParams = field(default_factory=TrainParams)
+    metric_params: MetricParams = field(default_factory=MetricParams)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    random_state: int = 42
+    device: str = "auto"
+    deterministic: bool = True
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Schema <- configs/default.yaml <- YAML file <- dotlist overrides, validated.
+
+    Errors name the key and the file (or the overrides) it came from.
+    """
+    merged = OmegaConf.structured(Config)
+    layers = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
+    if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
+        layers.append(Path(path))
+    source = "the schema"
+    try:
+        for layer in layers:
+            source = str(layer)
+            merged = OmegaConf.merge(merged, _read_yaml(layer))
+        source = f"overrides {overrides}"
+        if overrides:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config from {source}: {_describe(exc)}") from None
+    config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    validate(config)
+    return config
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (expected a YAML file)")
+    loaded = OmegaConf.load(path)
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"config file {path} must hold a mapping, not a {type(loaded).__name__}")
+    return loaded
+
+
+def _describe(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None)
+    first_line = str(exc).splitlines()[0]
+    return f"key '{key}': {first_line}" if key else first_line
+
+
+_POSITIVE = {
+    "train_params.epochs": lambda c: c.train_params.epochs,
+    "train_params.train_batch_size": lambda c: c.train_params.train_batch_size,
+    "train_params.test_batch_size": lambda c: c.train_params.test_batch_size,
+    "optimizer.lr": lambda c: c.optimizer.lr,
+}
+
+
+def validate(config: Config) -> None:
+    """Range checks the type system cannot express."""
+    for key, get in _POSITIVE.items():
+        if get(config) <= 0:
+            raise ConfigError(f"{key} must be > 0, got {get(config)}")
+    if len(config.dataset.image_size) != 2 or min(config.dataset.image_size) < 16:
+        raise ConfigError(
+            f"dataset.image_size must be [height, width] >= 16, got {config.dataset.image_size}"
+        )
+    if len(set(config.dataset.targets)) != len(config.dataset.targets) or len(config.dataset.targets) < 2:
+        raise ConfigError(f"dataset.targets must list >= 2 distinct classes, got {config.dataset.targets}")
+    if config.train_params.num_workers < 0:
+        raise ConfigError(f"train_params.num_workers must be >= 0, got {config.train_params.num_workers}")
+    from handgesture.models import ARCHITECTURES
+
+    if config.model.name not in ARCHITECTURES:
+        raise ConfigError(f"model.name must be one of {list(ARCHITECTURES)}, got {config.model.name!r}")
+    if config.device not in ("auto", "cpu", "mps") and not config.device.startswith("cuda"):
+        raise ConfigError(f"device must be auto, cpu, mps, cuda or cuda:N, got {config.device!r}")
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """Plain containers: what crosses task boundaries and goes into checkpoints."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), data)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config dict: {_describe(exc)}") from None
+    config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    validate(config)
+    return config
+
+
+def to_yaml(config: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def config_hash(config: Config) -> str:
+    """Short, stable digest of the resolved config, for lineage."""
+    canonical = json.dumps(to_dict(config), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,42 @@
+"""Validation metrics per head through torchmetrics (weighted, as HaGRID's classifier reports them)."""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+METRIC_NAMES = ("accuracy", "f1_score", "precision", "recall")
+
+
+class HeadMetrics:
+    """Accumulates one head's predictions over an evaluation pass."""
+
+    def __init__(self, num_classes: int, device: torch.device, average: str = "weighted"):
+        kwargs = {"num_classes": num_classes, "average": average}
+        self.scores = MetricCollection(
+            {
+                "accuracy": MulticlassAccuracy(**kwargs),
+                "f1_score": MulticlassF1Score(**kwargs),
+                "precision": MulticlassPrecision(**kwargs),
+                "recall": MulticlassRecall(**kwargs),
+            }
+        ).to(device)
+        self.matrix = MulticlassConfusionMatrix(num_classes=num_classes).to(device)
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        predictions = logits.argmax(dim=1)
+        self.scores.update(predictions, target)
+        self.matrix.update(predictions, target)
+
+    def compute(self) -> dict[str, float]:
+        return {name: float(value) for name, value in self.scores.compute().items()}
+
+    def confusion(self) -> list[list[int]]:
+        return self.matrix.compute().cpu().tolist()

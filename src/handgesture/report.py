@@ -1,0 +1,63 @@
+"""Human-facing summaries of a finished run: the markdown report, the metrics table, resume commands."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", "leading_hand/f1_score")
+
+
+def resume_command(checkpoint_uri: str, next_epochs: int) -> str:
+    return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {next_epochs}"
+
+
+def tensorboard_command(run_uri: str) -> str:
+    experiment_dir = run_uri.rsplit("/", 1)[0]
+    return f"tensorboard --logdir {shlex.quote(experiment_dir)}"
+
+
+def metrics_table(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{column: _fmt(row.get(column)) for column in TABLE_COLUMNS} for row in result["history"]]
+
+
+def render_report(result: dict[str, Any], model_name: str) -> str:
+    best = result["best_checkpoint"] or result["last_checkpoint"]
+    lines = [
+        f"# {model_name} run `{result['run_uri'].rsplit('/', 1)[-1]}`",
+        "",
+        f"- run folder: `{result['run_uri']}`",
+        f"- best validation gesture F1: **{result['best_metric']:.4f}** (epoch {result['best_epoch']})",
+        f"- best checkpoint: `{result['best_checkpoint']}`",
+        f"- last checkpoint: `{result['last_checkpoint']}`",
+        f"- resumed from: `{result['resumed_from']}`" if result["resumed_from"] else "- started fresh",
+        f"- images skipped: {result['missing_images']} missing, {result['skipped_images']} unreadable",
+        "",
+        "## Metrics per epoch",
+        "",
+        "| " + " | ".join(TABLE_COLUMNS) + " |",
+        "|" + "---|" * len(TABLE_COLUMNS),
+        *("| " + " | ".join(str(v) for v in row.values()) + " |" for row in metrics_table(result)),
+        "",
+        "## Continue training",
+        "",
+        f"```\n{resume_command(best, result['epochs'] + 5)}\n```" if best else "No checkpoint was committed.",
+        "",
+        f"TensorBoard: `{tensorboard_command(result['run_uri'])}`",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """What a user needs after a run: the score, where the model is, how to go on, how to look."""
+    best = result["best_checkpoint"] or result["last_checkpoint"]
+    f1 = result["metrics"].get("gesture/f1_score", result["best_metric"])
+    print(f"\nvalidation gesture F1: {f1:.4f} (best {result['best_metric']:.4f})")
+    print(f"best checkpoint:       {best}")
+    if best:
+        print(f"resume from it:        {resume_command(best, result['epochs'] + 5)}")
+    print(f"open TensorBoard:      {tensorboard_command(result['run_uri'])}")

@@ -1,0 +1,92 @@
+"""One resume path: a URI goes in, a verified checkpoint comes out.
+
+Accepted URIs: a checkpoint file (local path, `file://`, `s3://`), or a run folder / prefix, which resolves
+to its newest committed checkpoint that verifies against the run manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from handgesture import checkpoint as ckpt
+from handgesture.runs import BEST, CHECKPOINTS, read_manifest
+from handgesture.storage import S3Settings, StorageError, Store, cached_download, open_store
+
+log = logging.getLogger(__name__)
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+@dataclass
+class Resolved:
+    uri: str
+    checkpoint: dict[str, Any]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HANDGESTURE_CACHE", Path(tempfile.gettempdir()) / "handgesture-cache"))
+
+
+def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path | None = None) -> Resolved:
+    """Load the checkpoint `uri` names, verified against its run's manifest when there is one."""
+    cache_dir = cache_dir or default_cache_dir()
+    if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
+        run_uri, key = split_checkpoint_uri(uri)
+        return _load_named(open_store(run_uri, s3), key, cache_dir)
+    return _load_newest(open_store(uri, s3), cache_dir)
+
+
+def split_checkpoint_uri(uri: str) -> tuple[str, str]:
+    """`.../run/checkpoints/x.pth` -> (`.../run`, `checkpoints/x.pth`); `.../run/best_model.pth` likewise."""
+    if "://" not in uri or uri.startswith("file://"):
+        uri = str(Path(uri.removeprefix("file://")).expanduser().resolve())
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    grandparent, _, folder = parent.rpartition("/")
+    if folder == CHECKPOINTS:
+        return grandparent or "/", f"{CHECKPOINTS}/{name}"
+    return parent or "/", name
+
+
+def _load_named(store: Store, key: str, cache_dir: Path) -> Resolved:
+    uri = store.uri(key)
+    if not store.exists(key):
+        raise ckpt.CheckpointError(
+            f"resume checkpoint {uri} does not exist (expected a .pth checkpoint file)"
+        )
+    entry = _manifest_entry(store, key)
+    try:
+        path = cached_download(store, key, cache_dir, sha256=entry["sha256"] if entry else None)
+    except StorageError as exc:
+        raise ckpt.CheckpointError(f"resume checkpoint {uri} failed verification: {exc}") from None
+    return Resolved(uri, ckpt.from_bytes(path.read_bytes(), uri))
+
+
+def _manifest_entry(store: Store, key: str) -> dict[str, Any] | None:
+    manifest = read_manifest(store)
+    if manifest is None:
+        return None  # a bare file (e.g. the tutorial's best_model.pth): torch.load still checks its structure
+    if key == BEST:
+        return manifest.get("best")
+    return next((e for e in manifest["checkpoints"] if e["key"] == key), None)
+
+
+def _load_newest(store: Store, cache_dir: Path) -> Resolved:
+    manifest = read_manifest(store)
+    if manifest is None or not manifest["checkpoints"]:
+        what = "has no committed checkpoints" if store.list() else "does not exist or is empty"
+        raise ckpt.CheckpointError(
+            f"resume run {store.root} {what} (expected a run folder with {CHECKPOINTS}/ and manifest.json, "
+            f"or a .pth checkpoint file)"
+        )
+    for entry in reversed(manifest["checkpoints"]):
+        try:
+            return _load_named(store, entry["key"], cache_dir)
+        except (ckpt.CheckpointError, StorageError) as exc:
+            log.warning("skipping checkpoint that does not verify: %s", exc)
+    raise ckpt.CheckpointError(
+        f"resume run {store.root}: no committed checkpoint verifies (see warnings above)"
+    )

@@ -1,0 +1,38 @@
+"""train: the GPU-capable task. Never cached; a retried attempt continues from the run's last checkpoint."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from handgesture.config import from_dict
+from handgesture.training import run_training
+from tasks.artifact_keys import artifact_key
+
+
+@task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
+def train_task(config: dict, resume: str | None = None) -> dict:
+    cfg = from_dict(config)
+    epochs = cfg.train_params.epochs
+    progress_id = create_progress_artifact(
+        0.0, key=artifact_key(cfg.storage.experiment, "progress"), description=f"epochs done of {epochs}"
+    )
+
+    def on_epoch(progress, metrics):
+        update_progress_artifact(
+            progress_id, 100.0 * progress.epoch / epochs, description=f"epoch {progress.epoch}/{epochs}"
+        )
+
+    # Named after the flow run, so a retry or a re-run of the same flow run finds its own folder.
+    run_name = cfg.storage.run_name or f"{flow_run.name}-{str(flow_run.id)[:8]}"
+    get_run_logger().info("training %s into run %s", cfg.model.name, run_name)
+    return run_training(
+        cfg,
+        resume=resume,
+        run_name=run_name,
+        flow_run_id=str(flow_run.id),
+        on_epoch=on_epoch,
+        show_progress=True,
+    )
