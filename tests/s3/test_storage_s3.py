@@ -1,0 +1,289 @@
+"""S3Store against a real moto_server over HTTP (no in-process mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from handgesture import storage_s3
+from handgesture.storage import (
+    MiB,
+    S3Settings,
+    StorageError,
+    cached_download,
+    open_store,
+)
+from tests.s3_fixtures import MotoServer, free_port
+
+pytestmark = pytest.mark.s3
+
+FAST_FAIL = {"max_retries": 2, "connect_timeout": 1.0, "read_timeout": 3.0}
+
+
+def settings(server: MotoServer, **kw) -> S3Settings:
+    return S3Settings(endpoint_url=server.endpoint_url, **kw)
+
+
+def count_calls(store, operation: str) -> list:
+    calls: list = []
+    store.client.meta.events.register(f"before-call.s3.{operation}", lambda **kw: calls.append(1))
+    return calls
+
+
+def test_round_trip_bytes_and_files(s3_env: MotoServer, s3_bucket: str, tmp_path: Path):
+    store = open_store(f"s3://{s3_bucket}/runs/", settings(s3_env))
+    assert store.root == f"s3://{s3_bucket}/runs"
+    assert store.uri("a/b.pt") == f"s3://{s3_bucket}/runs/a/b.pt"
+    assert store.local_path("a/b.pt") is None
+    store.put_bytes(b"hello", "a/b.bin")
+    assert store.get_bytes("a/b.bin") == b"hello"
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(200_000))
+    store.put_file(src, "ckpt/e1.pt")
+    out = store.get_file("ckpt/e1.pt", tmp_path / "dl" / "e1.pt")
+    assert out == tmp_path / "dl" / "e1.pt" and out.read_bytes() == src.read_bytes()
+    assert not [p for p in out.parent.iterdir() if p != out]  # no temp files left behind
+    raw = s3_env.client().get_object(Bucket=s3_bucket, Key="runs/a/b.bin")["Body"].read()
+    assert raw == b"hello"  # the prefix is a real key prefix in the bucket
+
+
+def test_list_exists_delete(s3_env: MotoServer, s3_bucket: str):
+    store = open_store(f"s3://{s3_bucket}/runs", settings(s3_env))
+    other = open_store(f"s3://{s3_bucket}/runs2", settings(s3_env))
+    other.put_bytes(b"x", "not-mine")  # shares the string prefix "runs" but not the folder
+    keys = ["r1/ckpt/e2.pt", "r1/ckpt/e1.pt", "r1/manifest.json", "r2/ckpt/e1.pt"]
+    for key in keys:
+        store.put_bytes(key.encode(), key)
+    assert store.list() == sorted(keys)
+    assert store.list("r1/ckpt/") == ["r1/ckpt/e1.pt", "r1/ckpt/e2.pt"]
+    assert store.list("r1/m") == ["r1/manifest.json"]
+    assert store.list("zzz") == []
+    assert store.exists("r1/manifest.json") and not store.exists("r1/nope")
+    store.delete("r1/ckpt/e1.pt")
+    store.delete("r1/ckpt/e1.pt")  # missing key is not an error
+    assert store.list("r1/ckpt/") == ["r1/ckpt/e2.pt"]
+    assert other.list() == ["not-mine"]
+    root = open_store(f"s3://{s3_bucket}", settings(s3_env))
+    assert root.root == f"s3://{s3_bucket}" and "runs2/not-mine" in root.list()
+
+
+def test_large_objects_use_concurrent_multipart(s3_env: MotoServer, s3_bucket: str, tmp_path: Path):
+    cfg = settings(s3_env, multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB, max_concurrency=4)
+    store = open_store(f"s3://{s3_bucket}/big", cfg)
+    parts = count_calls(store, "UploadPart")
+    ranged_gets = count_calls(store, "GetObject")
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(12 * MiB))
+    store.put_file(src, "big.bin")
+    etag = s3_env.client().head_object(Bucket=s3_bucket, Key="big/big.bin")["ETag"]
+    assert etag.strip('"').endswith("-3") and len(parts) == 3  # a 3-part multipart upload
+    assert store.get_file("big.bin", tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    assert len(ranged_gets) == 3
+    store.put_bytes(src.read_bytes(), "bytes.bin")
+    assert len(parts) == 6 and store.get_bytes("bytes.bin") == src.read_bytes()
+
+
+def test_cached_download_reuses_verified_copy(s3_env: MotoServer, s3_bucket: str, tmp_path: Path):
+    store = open_store(f"s3://{s3_bucket}/runs", settings(s3_env))
+    data = os.urandom(300_000)
+    digest = hashlib.sha256(data).hexdigest()
+    store.put_bytes(data, "r1/e1.pt")
+    gets = count_calls(store, "GetObject")
+    cache = tmp_path / "cache"
+    first = cached_download(store, "r1/e1.pt", cache, digest)
+    assert first == cache / s3_bucket / "runs/r1/e1.pt" and first.read_bytes() == data
+    stat = first.stat()
+    assert cached_download(store, "r1/e1.pt", cache, digest) == first
+    assert len(gets) == 1  # second call: no download
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+
+    first.write_bytes(b"torn" + data[4:])  # corrupt the cached copy: it is downloaded again
+    assert cached_download(store, "r1/e1.pt", cache, digest).read_bytes() == data
+    assert len(gets) == 2
+
+
+def test_cached_download_checksum_mismatch(s3_env: MotoServer, s3_bucket: str, tmp_path: Path):
+    store = open_store(f"s3://{s3_bucket}/runs", settings(s3_env))
+    store.put_bytes(b"actual bytes", "e1.pt")
+    wrong = "ab" * 32
+    with pytest.raises(StorageError) as info:
+        cached_download(store, "e1.pt", tmp_path, wrong)
+    message = str(info.value)
+    assert f"s3://{s3_bucket}/runs/e1.pt" in message and wrong in message
+    assert hashlib.sha256(b"actual bytes").hexdigest() in message
+    assert not (tmp_path / s3_bucket / "runs/e1.pt").exists()  # a bad copy is not kept
+
+
+def test_cached_download_without_checksum_follows_etag(s3_env: MotoServer, s3_bucket: str, tmp_path: Path):
+    store = open_store(f"s3://{s3_bucket}", settings(s3_env))
+    store.put_bytes(b"v1", "latest.pt")
+    gets = count_calls(store, "GetObject")
+    assert cached_download(store, "latest.pt", tmp_path).read_bytes() == b"v1"
+    assert cached_download(store, "latest.pt", tmp_path).read_bytes() == b"v1"
+    assert len(gets) == 1
+    store.put_bytes(b"v2", "latest.pt")  # overwritten remotely: the stale copy is replaced
+    assert cached_download(store, "latest.pt", tmp_path).read_bytes() == b"v2"
+    assert len(gets) == 2
+
+
+def test_store_works_inside_a_running_event_loop(s3_env: MotoServer, s3_bucket: str):
+    async def main():
+        store = open_store(f"s3://{s3_bucket}/loop", settings(s3_env))
+        store.put_bytes(b"x", "k")
+        return store.get_bytes("k"), store.list(), store.exists("k")
+
+    assert asyncio.run(main()) == (b"x", ["k"], True)
+
+
+# -- saved Prefect blocks ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_env_credentials(s3_env: MotoServer, monkeypatch):
+    """Only a block can supply credentials: the default chain finds nothing."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+
+
+def test_saved_blocks(prefect_harness, s3_env, s3_bucket, no_env_credentials, tmp_path):
+    from prefect_aws import AwsCredentials, MinIOCredentials, S3Bucket
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    endpoint = {"endpoint_url": s3_env.endpoint_url}
+    creds = AwsCredentials(
+        aws_access_key_id=s3_env.access_key,
+        aws_secret_access_key=s3_env.secret_key,
+        region_name=s3_env.region,
+        aws_client_parameters=endpoint,
+    )
+    creds.save(name, overwrite=True)
+    S3Bucket(bucket_name=s3_bucket, bucket_folder="ignored", credentials=creds).save(name, overwrite=True)
+    MinIOCredentials(
+        minio_root_user=s3_env.access_key,
+        minio_root_password=s3_env.secret_key,
+        aws_client_parameters=endpoint,
+    ).save(name, overwrite=True)
+
+    by_bucket = open_store(f"s3://{s3_bucket}/runs", S3Settings(block=f"s3-bucket/{name}"))
+    by_bucket.put_bytes(b"via bucket block", "a.bin")
+    for kind in ("aws-credentials", "minio-credentials"):
+        store = open_store(f"s3://{s3_bucket}/runs", S3Settings(block=f"{kind}/{name}"))
+        assert store.get_bytes("a.bin") == b"via bucket block"
+    assert by_bucket.list() == ["a.bin"]  # the URI's prefix, not the block's folder, addresses keys
+
+    async def in_loop():  # Block.load returns a coroutine in a running loop unless forced sync
+        return open_store(f"s3://{s3_bucket}/runs", S3Settings(block=f"s3-bucket/{name}")).list()
+
+    assert asyncio.run(in_loop()) == ["a.bin"]
+
+    with pytest.raises(StorageError, match="is for bucket"):
+        open_store("s3://some-other-bucket", S3Settings(block=f"s3-bucket/{name}"))
+    with pytest.raises(StorageError, match="aws-credentials/does-not-exist"):
+        open_store(f"s3://{s3_bucket}", S3Settings(block="aws-credentials/does-not-exist"))
+    with pytest.raises(StorageError, match="expected one of s3-bucket/<name>"):
+        open_store(f"s3://{s3_bucket}", S3Settings(block="gcs-bucket/x"))
+
+
+def test_wrong_credentials_in_saved_block(prefect_harness, s3_env, s3_bucket, caplog):
+    from prefect_aws import AwsCredentials
+
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+    secret = f"block-secret-{uuid.uuid4().hex}"
+    AwsCredentials(
+        aws_access_key_id="AKIABADBADBAD",
+        aws_secret_access_key=secret,
+        aws_client_parameters={"endpoint_url": s3_env.endpoint_url},
+    ).save(name, overwrite=True)
+    caplog.set_level(logging.DEBUG)
+    store = open_store(f"s3://{s3_bucket}", S3Settings(block=f"aws-credentials/{name}"))
+    with s3_env.auth_enforced(), pytest.raises(StorageError) as info:
+        store.put_bytes(b"x", "k")
+    assert f"aws-credentials/{name}" in str(info.value)
+    assert secret not in str(info.value) and secret not in caplog.text
+
+
+# -- errors -----------------------------------------------------------------------------------------------
+
+
+def test_wrong_credentials_from_default_chain(s3_env, s3_bucket, monkeypatch, caplog):
+    secret = f"env-secret-{uuid.uuid4().hex}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONG")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    store = open_store(f"s3://{s3_bucket}", settings(s3_env))
+    with s3_env.auth_enforced(), pytest.raises(StorageError) as info:
+        store.get_bytes("k")
+    message = str(info.value)
+    assert "default AWS credential chain (environment/profile/instance role)" in message
+    assert s3_env.endpoint_url in message
+    assert "botocore" in caplog.text  # the debug logs were captured, and still hold no secret
+    assert secret not in message and secret not in caplog.text
+
+
+def test_no_credentials_at_all(s3_env, s3_bucket, no_env_credentials):
+    with pytest.raises(StorageError, match="default AWS credential chain"):
+        open_store(f"s3://{s3_bucket}", settings(s3_env)).exists("k")
+
+
+def test_missing_bucket_names_bucket_and_endpoint(s3_env):
+    store = open_store("s3://no-such-bucket-here/runs", settings(s3_env))
+    for op in (lambda: store.put_bytes(b"x", "k"), lambda: store.exists("k"), store.list):
+        with pytest.raises(StorageError) as info:
+            op()
+        assert "no-such-bucket-here" in str(info.value) and s3_env.endpoint_url in str(info.value)
+
+
+def test_missing_key_names_full_uri(s3_env, s3_bucket, tmp_path):
+    store = open_store(f"s3://{s3_bucket}/runs", settings(s3_env))
+    uri = f"s3://{s3_bucket}/runs/r1/missing.pt"
+    for op in (
+        lambda: store.get_bytes("r1/missing.pt"),
+        lambda: store.get_file("r1/missing.pt", tmp_path / "x.pt"),
+        lambda: cached_download(store, "r1/missing.pt", tmp_path / "cache"),
+    ):
+        with pytest.raises(StorageError) as info:
+            op()
+        assert uri in str(info.value)
+    assert list(tmp_path.rglob("*.pt*")) == []
+
+
+def test_unreachable_endpoint_retries_with_backoff_then_fails(s3_env, monkeypatch):
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    attempts: list = []
+    real_make_client = storage_s3.make_client
+
+    def counting_make_client(creds, s3):
+        client = real_make_client(creds, s3)
+        client.meta.events.register("before-send.s3", lambda **kw: attempts.append(time.monotonic()))
+        return client
+
+    monkeypatch.setattr(storage_s3, "make_client", counting_make_client)
+    store = open_store("s3://bucket/runs", S3Settings(endpoint_url=endpoint, **FAST_FAIL))
+    start = time.monotonic()
+    with pytest.raises(StorageError) as info:
+        store.put_bytes(b"x", "k")
+    assert time.monotonic() - start < 20
+    assert endpoint in str(info.value) and "3 attempts" in str(info.value)
+    assert len(attempts) == 3
+
+
+def test_server_stop_and_restart(s3_env: MotoServer, s3_bucket: str):
+    """Runs last in this file: restarting moto loses its in-memory buckets."""
+    store = open_store(f"s3://{s3_bucket}", settings(s3_env, **FAST_FAIL))
+    store.put_bytes(b"x", "k")
+    s3_env.stop()
+    try:
+        with pytest.raises(StorageError, match="could not reach S3 endpoint"):
+            store.get_bytes("k")
+    finally:
+        s3_env.start()
+    s3_env.client().create_bucket(Bucket=s3_bucket)
+    store.put_bytes(b"y", "k")  # the same store recovers once the server is back
+    assert store.get_bytes("k") == b"y"
