@@ -26,3 +26,35 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A small synthetic HaGRID-format dataset shared by the tests that train."""
+    from handgesture.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("tiny-hagrid")
+    return generate_synthetic(root, per_class=8, users=5, frame_size=(160, 120), seed=3)
+
+
+@pytest.fixture
+def tiny_config(tiny_dataset, tmp_path):
+    """A config that trains in seconds on 2 cores; pass dotlist overrides to adjust."""
+    from handgesture.config import load_config
+
+    def make(*overrides: str):
+        base = [
+            f"dataset.annotations={tiny_dataset['annotations']}",
+            f"dataset.dataset={tiny_dataset['dataset']}",
+            f"storage.uri={tmp_path / 'runs'}",
+            "dataset.image_size=[32,32]",
+            "model.name=MobileNetV3_small",
+            "train_params.epochs=2",
+            "train_params.train_batch_size=16",
+            "train_params.num_workers=0",
+            "scheduler.warmup_steps=5",
+            "synthetic.generate_if_missing=false",
+        ]
+        return load_config("configs/demo.yaml", base + list(overrides))
+
+    return make

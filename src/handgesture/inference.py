@@ -1,0 +1,57 @@
+"""Load a ready model from a checkpoint URI in a notebook or script: no flow, no server needed.
+
+The counterpart of the tutorial's `_initialize_model(conf, model_name, checkpoint_path, device)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from handgesture.models import GestureClassifier, build_model
+from handgesture.resolve import resolve_checkpoint
+from handgesture.storage import S3Settings
+
+
+@dataclass
+class LoadedModel:
+    model: GestureClassifier
+    class_names: list[str]
+    image_size: list[int]
+    model_name: str
+    uri: str
+    epoch: int
+    metrics: dict[str, float]
+
+
+def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | None = None) -> LoadedModel:
+    """The model a checkpoint (or a run folder's newest checkpoint) holds, in eval mode on `device`."""
+    resolved = resolve_checkpoint(uri, s3)
+    checkpoint = resolved.checkpoint
+    name, classes, size = _shape(checkpoint, resolved.uri)
+    model = build_model(name, len(classes), image_size=size[0])
+    model.load_state_dict(checkpoint["state_dict"])
+    model.to(device).eval()
+    return LoadedModel(
+        model=model,
+        class_names=classes,
+        image_size=size,
+        model_name=name,
+        uri=resolved.uri,
+        epoch=int(checkpoint.get("epoch", 0)),
+        metrics=dict(checkpoint.get("metrics", {})),
+    )
+
+
+def _shape(checkpoint: dict[str, Any], uri: str) -> tuple[str, list[str], list[int]]:
+    config = checkpoint.get("config") or {}
+    name = checkpoint.get("model_name") or config.get("model", {}).get("name")
+    classes = checkpoint.get("class_names") or config.get("dataset", {}).get("targets")
+    size = checkpoint.get("image_size") or config.get("dataset", {}).get("image_size") or [224, 224]
+    if not name or not classes:
+        from handgesture.checkpoint import CheckpointError
+
+        raise CheckpointError(f"{uri} does not say which model or classes it holds (model_name, class_names)")
+    return name, list(classes), list(size)

@@ -1,0 +1,85 @@
+"""Exact resume: training 2 epochs equals training 1 epoch, then resuming for 1, to the last bit."""
+
+import pytest
+import torch
+
+from handgesture.checkpoint import CheckpointError
+from handgesture.training import run_training
+
+
+def assert_identical(a, b, path="checkpoint"):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{path} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{path} keys differ"
+        for key in a:
+            assert_identical(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{path} length differs"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def final_state(result):
+    checkpoint = torch.load(result["last_checkpoint"], weights_only=True)
+    return {k: checkpoint[k] for k in ("state_dict", "optimizer_state_dict", "scheduler_state_dict", "epoch")}
+
+
+@pytest.mark.slow
+def test_two_epochs_equal_one_plus_resumed_one(tiny_config):
+    # MobileNetV3 heads have dropout; the sampler shuffles; crops are randomly scaled; 2 loader workers.
+    straight = run_training(tiny_config("train_params.num_workers=2"), run_name="straight")
+    first = run_training(tiny_config("train_params.num_workers=2", "train_params.epochs=1"), run_name="first")
+    resumed = run_training(tiny_config("train_params.num_workers=2"), run_name="resumed",
+                           resume=first["last_checkpoint"])
+
+    assert resumed["resumed_from"] == first["last_checkpoint"]
+    assert_identical(final_state(straight), final_state(resumed))
+    assert resumed["history"] == straight["history"]
+
+
+@pytest.mark.slow
+def test_resume_from_an_epoch_checkpoint_of_a_cosine_run(tiny_config):
+    # Cosine decay's horizon is part of the scheduler state: resume the run's own epoch-1 checkpoint.
+    config = tiny_config("scheduler.cosine=true")
+    straight = run_training(config, run_name="straight")
+    epoch_one = next(e for e in _manifest(straight)["checkpoints"] if e["epoch"] == 1)
+    resumed = run_training(config, run_name="resumed", resume=epoch_one["uri"])
+    assert_identical(final_state(straight), final_state(resumed))
+
+
+def _manifest(result):
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(result["run_uri"]) / "manifest.json").read_text())
+
+
+def test_resume_from_run_folder_continues_counters(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="a")
+    second = run_training(tiny_config("train_params.epochs=2"), run_name="b", resume=first["run_uri"])
+    assert second["epochs"] == 2
+    assert second["global_step"] == 2 * first["global_step"]
+    lineage = torch.load(second["last_checkpoint"], weights_only=True)["lineage"]
+    assert lineage["parent"] == first["last_checkpoint"]
+    assert lineage["run_name"] == "b"
+
+
+def test_resume_with_conflicting_architecture_names_both(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="a")
+    with pytest.raises(CheckpointError, match=r"model_name='MobileNetV3_small'.*model_name='ResNet18'"):
+        run_training(tiny_config("model.name=ResNet18"), resume=first["last_checkpoint"])
+
+
+def test_resume_with_conflicting_image_size_names_both(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="a")
+    with pytest.raises(CheckpointError, match=r"image_size=\[32, 32\].*image_size=\[48, 48\]"):
+        run_training(tiny_config("dataset.image_size=[48,48]"), resume=first["last_checkpoint"])
+
+
+def test_resume_from_missing_path_names_it(tiny_config, tmp_path):
+    missing = tmp_path / "nowhere" / "best_model.pth"
+    with pytest.raises(CheckpointError, match=str(missing)):
+        run_training(tiny_config(), resume=str(missing))
