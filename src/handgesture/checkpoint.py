@@ -7,8 +7,8 @@ Files load with `torch.load(weights_only=True)`, so loading never runs pickled c
 from __future__ import annotations
 
 import io
+import pickle
 import random
-import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -128,15 +128,17 @@ def from_bytes(data: bytes, source: str) -> dict[str, Any]:
     """Decode with weights_only=True; anything that is not one of our checkpoints is a clear error."""
     try:
         checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{source} is not a readable checkpoint (truncated or corrupt?): {exc}"
-        ) from None
-    except Exception as exc:  # the unpickler refuses globals it does not allow: code it would have run
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):
+            raise CheckpointError(f"{source} is not a readable checkpoint: {exc}") from None
+        # The safe unpickler met a global it does not allow: code that a plain torch.load would have run.
+        reason = str(exc).strip().splitlines()[-1][:300]
         raise CheckpointError(
             f"{source} was refused by the safe loader (weights_only=True): it holds objects other than "
-            f"tensors and plain containers: {str(exc).splitlines()[-1][:300]}"
+            f"tensors and plain containers ({reason})"
         ) from None
+    except Exception as exc:  # truncated zip, bad magic number, garbage bytes: torch raises many kinds
+        raise CheckpointError(f"{source} is not a readable checkpoint (torn or corrupt?): {exc!r}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{source} is not a training checkpoint (expected a dict with 'state_dict')")
     return checkpoint

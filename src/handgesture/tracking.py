@@ -32,7 +32,9 @@ class Tracker:
     def epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
         for name, value in metrics.items():
             if isinstance(value, int | float) and "/" in name:
-                self.writer.add_scalar(name if name.startswith("train/") else f"val/{name}", value, epoch)
+                # The epoch's mean loss gets its own tag: train/loss is the per-step curve.
+                tag = "train/epoch_loss" if name == "train/loss" else f"val/{name}"
+                self.writer.add_scalar(tag, value, epoch)
         if "confusion_matrix" in metrics:
             figure = confusion_figure(metrics["confusion_matrix"], self.class_names)
             self.writer.add_figure("val/confusion_matrix", figure, epoch, close=True)

@@ -83,7 +83,11 @@ def run_training(
         data.missing_images,
     )
     tb_dir = _tensorboard_dir(run.store, run_name)
-    tracker = Tracker(tb_dir, config.dataset.targets) if config.tracking.tensorboard else None
+    tracker = (
+        Tracker(tb_dir, config.dataset.targets, config.train_params.log_every_n_steps)
+        if config.tracking.tensorboard
+        else None
+    )
     try:
         hooks = _hooks(trainer, config, run, lineage, tracker, on_epoch)
         epochs = range(trainer.progress.epoch, config.train_params.epochs)

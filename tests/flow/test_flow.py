@@ -1,0 +1,85 @@
+"""The Prefect flow end to end through prefect_test_harness: tasks chained, artifacts published."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from handgesture.config import to_dict
+
+
+@pytest.fixture
+def flow_params(tiny_config, tiny_dataset, tmp_path):
+    overrides = [
+        f"dataset.annotations={tiny_dataset['annotations']}",
+        f"dataset.dataset={tiny_dataset['dataset']}",
+        "dataset.image_size=[32,32]",
+        "model.name=MobileNetV3_small",
+        "train_params.epochs=2",
+        "train_params.train_batch_size=16",
+        "train_params.num_workers=0",
+        "storage.experiment=Flow Test",
+    ]
+    return {"config": "configs/demo.yaml", "overrides": overrides, "storage": str(tmp_path / "runs")}
+
+
+def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_params):
+    from flows.train import train_hand_gesture_classifier
+
+    state = train_hand_gesture_classifier(**flow_params, return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert set(result) >= {"run_uri", "best_checkpoint", "last_checkpoint", "metrics", "epochs"}
+    assert result["epochs"] == 2
+    assert Path(result["best_checkpoint"]).is_file()
+    assert result["run_uri"].startswith(flow_params["storage"])
+    checkpoint = torch.load(result["last_checkpoint"], weights_only=True)
+    assert checkpoint["lineage"]["flow_run_id"] == str(state.state_details.flow_run_id)
+
+    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
+    by_key = {a.key: a for a in artifacts if a.key}
+    assert {
+        "flow-test-report",
+        "flow-test-metrics",
+        "flow-test-progress",
+        "flow-test-best-checkpoint",
+    } <= set(by_key)
+    assert result["best_checkpoint"] in by_key["flow-test-report"].data
+    assert len(json.loads(by_key["flow-test-metrics"].data)) == 2
+    assert by_key["flow-test-progress"].data == 100.0
+
+
+def test_flow_resumes_a_prior_run_by_folder(prefect_harness, flow_params):
+    from flows.train import train_hand_gesture_classifier
+
+    first = train_hand_gesture_classifier(
+        **{**flow_params, "overrides": flow_params["overrides"] + ["train_params.epochs=1"]}
+    )
+    second = train_hand_gesture_classifier(**flow_params, resume=first["run_uri"])
+    assert second["resumed_from"] == first["last_checkpoint"]
+    assert second["epochs"] == 2
+
+
+def test_flow_rejects_a_bad_override_before_training(prefect_harness, flow_params):
+    from flows.train import train_hand_gesture_classifier
+    from handgesture.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train_params.epoch"):
+        train_hand_gesture_classifier(**{**flow_params, "overrides": ["train_params.epoch=1"]})
+
+
+async def _artifacts(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+def test_config_dict_is_plain(tiny_config):
+    # What crosses task boundaries must serialise as JSON.
+    json.dumps(to_dict(tiny_config()))
