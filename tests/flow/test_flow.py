@@ -64,6 +64,7 @@ def test_flow_resumes_a_prior_run_by_folder(prefect_harness, flow_params):
 
 def test_flow_rejects_a_bad_override_before_training(prefect_harness, flow_params):
     from flows.train import train_hand_gesture_classifier
+
     from handgesture.config import ConfigError
 
     with pytest.raises(ConfigError, match="train_params.epoch"):
