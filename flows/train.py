@@ -62,10 +62,17 @@ def main(argv: list[str] | None = None) -> dict:
         overrides.append(f"model.name={args.model}")
     if args.epochs is not None:
         overrides.append(f"train_params.epochs={args.epochs}")
-    result = train_hand_gesture_classifier(
-        config=args.config, overrides=overrides, resume=args.resume, storage=args.storage
-    )
+    from handgesture.cli import USER_ERRORS
     from handgesture.report import print_summary
+
+    try:
+        result = train_hand_gesture_classifier(
+            config=args.config, overrides=overrides, resume=args.resume, storage=args.storage
+        )
+    except USER_ERRORS as exc:
+        # Bad input: one clear line (Prefect has already logged the details), and a non-zero exit.
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     print_summary(result)
     return result

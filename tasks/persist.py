@@ -7,9 +7,10 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from handgesture.report import metrics_table, render_report
 from tasks.artifact_keys import artifact_key
+from tasks.retry import retry_unless_bad_input
 
 
-@task(name="persist", retries=2, retry_delay_seconds=[5, 30])
+@task(name="persist", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_bad_input)
 def persist_task(config: dict, result: dict) -> dict:
     experiment = config["storage"]["experiment"]
     create_markdown_artifact(

@@ -10,9 +10,16 @@ from prefect.runtime import flow_run
 from handgesture.config import from_dict
 from handgesture.training import run_training
 from tasks.artifact_keys import artifact_key
+from tasks.retry import retry_unless_bad_input
 
 
-@task(name="train", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60])
+@task(
+    name="train",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_unless_bad_input,
+)
 def train_task(config: dict, resume: str | None = None) -> dict:
     cfg = from_dict(config)
     epochs = cfg.train_params.epochs

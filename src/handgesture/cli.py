@@ -6,6 +6,14 @@ import argparse
 import json
 import sys
 
+from handgesture.checkpoint import CheckpointError
+from handgesture.config import ConfigError
+from handgesture.data.annotations import DataError
+from handgesture.storage import StorageError
+
+# Errors that mean the input was wrong: reported as one line and exit status 2, not a traceback.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, StorageError)
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -15,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         train_main(argv[1:])
         return 0
     args = _parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
