@@ -22,8 +22,9 @@ from tasks.persist import persist_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
 RESUME_HELP = (
-    "Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth), or a run folder / "
-    "s3:// run prefix (its newest committed checkpoint). Empty: start fresh."
+    "Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run folder or "
+    "s3:// run prefix (its newest committed checkpoint); prefect://flow-runs/<id> (that flow run's last "
+    "checkpoint; add /best for its best). Empty: start fresh."
 )
 
 
@@ -41,7 +42,7 @@ def train_hand_gesture_classifier(
     """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes."""
     resolved = load_config_task(config, overrides, storage)
     result = train_task(resolved, resume or None)
-    return persist_task(resolved, result)
+    return persist_task(resolved, result, config)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
-    print_summary(result)
+    print_summary(result, args.config)
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -21,6 +23,9 @@ from tasks.retry import retry_unless_bad_input
     retry_condition_fn=retry_unless_bad_input,
 )
 def train_task(config: dict, resume: str | None = None) -> dict:
+    logger = get_run_logger()
+    # Prefect attaches its handlers to the library's logger (PREFECT_LOGGING_EXTRA_LOGGERS) but not a level.
+    logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())
     cfg = from_dict(config)
     epochs = cfg.train_params.epochs
     progress_id = create_progress_artifact(
@@ -34,7 +39,7 @@ def train_task(config: dict, resume: str | None = None) -> dict:
 
     # Named after the flow run, so a retry or a re-run of the same flow run finds its own folder.
     run_name = cfg.storage.run_name or f"{flow_run.name}-{str(flow_run.id)[:8]}"
-    get_run_logger().info("training %s into run %s", cfg.model.name, run_name)
+    logger.info("training %s into run %s", cfg.model.name, run_name)
     return run_training(
         cfg,
         resume=resume,

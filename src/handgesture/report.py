@@ -8,8 +8,10 @@ from typing import Any
 TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", "leading_hand/f1_score")
 
 
-def resume_command(checkpoint_uri: str, next_epochs: int) -> str:
-    return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {next_epochs}"
+def resume_command(checkpoint_uri: str, next_epochs: int, config_path: str | None = None) -> str:
+    # The config goes along: the checkpoint's image size and classes must match the one the run uses.
+    config = f"--config {shlex.quote(config_path)} " if config_path else ""
+    return f"python flows/train.py {config}--resume {shlex.quote(checkpoint_uri)} --epochs {next_epochs}"
 
 
 def tensorboard_command(run_uri: str) -> str:
@@ -21,7 +23,7 @@ def metrics_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{column: _fmt(row.get(column)) for column in TABLE_COLUMNS} for row in result["history"]]
 
 
-def render_report(result: dict[str, Any], model_name: str) -> str:
+def render_report(result: dict[str, Any], model_name: str, config_path: str | None = None) -> str:
     best = result["best_checkpoint"] or result["last_checkpoint"]
     lines = [
         f"# {model_name} run `{result['run_uri'].rsplit('/', 1)[-1]}`",
@@ -41,7 +43,9 @@ def render_report(result: dict[str, Any], model_name: str) -> str:
         "",
         "## Continue training",
         "",
-        f"```\n{resume_command(best, result['epochs'] + 5)}\n```" if best else "No checkpoint was committed.",
+        f"```\n{resume_command(best, result['epochs'] + 5, config_path)}\n```"
+        if best
+        else "No checkpoint was committed.",
         "",
         f"TensorBoard: `{tensorboard_command(result['run_uri'])}`",
     ]
@@ -52,12 +56,12 @@ def _fmt(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def print_summary(result: dict[str, Any]) -> None:
+def print_summary(result: dict[str, Any], config_path: str | None = None) -> None:
     """What a user needs after a run: the score, where the model is, how to go on, how to look."""
     best = result["best_checkpoint"] or result["last_checkpoint"]
     f1 = result["metrics"].get("gesture/f1_score", result["best_metric"])
     print(f"\nvalidation gesture F1: {f1:.4f} (best {result['best_metric']:.4f})")
     print(f"best checkpoint:       {best}")
     if best:
-        print(f"resume from it:        {resume_command(best, result['epochs'] + 5)}")
+        print(f"resume from it:        {resume_command(best, result['epochs'] + 5, config_path)}")
     print(f"open TensorBoard:      {tensorboard_command(result['run_uri'])}")

@@ -1,7 +1,8 @@
 """One resume path: a URI goes in, a verified checkpoint comes out.
 
-Accepted URIs: a checkpoint file (local path, `file://`, `s3://`), or a run folder / prefix, which resolves
-to its newest committed checkpoint that verifies against the run manifest.
+Accepted URIs: a checkpoint file (local path, `file://`, `s3://`); a run folder / prefix, which resolves
+to its newest committed checkpoint that verifies against the run manifest; `prefect://flow-runs/<id>`
+(that flow run's last checkpoint, or its best with `/best`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from handgesture import checkpoint as ckpt
+from handgesture.prefect_refs import is_flow_run_ref, resolve_flow_run_ref
 from handgesture.runs import BEST, CHECKPOINTS, read_manifest
 from handgesture.storage import S3Settings, StorageError, Store, cached_download, open_store
 
@@ -34,6 +36,8 @@ def default_cache_dir() -> Path:
 def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path | None = None) -> Resolved:
     """Load the checkpoint `uri` names, verified against its run's manifest when there is one."""
     cache_dir = cache_dir or default_cache_dir()
+    if is_flow_run_ref(uri):
+        uri = resolve_flow_run_ref(uri)
     if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
         run_uri, key = split_checkpoint_uri(uri)
         return _load_named(open_store(run_uri, s3), key, cache_dir)

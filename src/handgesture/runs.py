@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from handgesture import checkpoint as ckpt
-from handgesture.storage import Store
+from handgesture.storage import StorageError, Store, atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,10 @@ class Retention:
 class RunFolder:
     """Commits checkpoints into one run's folder of a store and keeps its manifest."""
 
-    def __init__(self, store: Store, retention: Retention | None = None):
+    def __init__(self, store: Store, retention: Retention | None = None, spool_dir: Path | None = None):
         self.store = store
+        root_digest = hashlib.sha256(store.root.encode()).hexdigest()[:16]
+        self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "handgesture-spool" / root_digest
         self.retention = retention or Retention()
         self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
 
@@ -63,9 +67,8 @@ class RunFolder:
             "metrics": _scalars(checkpoint.get("metrics", {})),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self.store.put_bytes(data, key)
+        self._put(data, [key, BEST] if is_best else [key])
         if is_best:
-            self.store.put_bytes(data, BEST)
             self.manifest["best"] = {**entry, "key": BEST, "uri": self.store.uri(BEST), "source": key}
         self.manifest["checkpoints"] = [e for e in self.manifest["checkpoints"] if e["key"] != key] + [entry]
         doomed = self._apply_retention()
@@ -74,6 +77,22 @@ class RunFolder:
         for stale in doomed:
             self.store.delete(stale)
         return entry
+
+    def _put(self, data: bytes, keys: list[str]) -> None:
+        """Local stores write in place; remote ones upload from a local spool copy kept until confirmed."""
+        if self.store.local_path(keys[0]) is not None:
+            for key in keys:
+                self.store.put_bytes(data, key)
+            return
+        spooled = self.spool_dir / keys[0]
+        with atomic_target(spooled) as temporary:
+            temporary.write_bytes(data)
+        try:
+            for key in keys:
+                self.store.put_file(spooled, key)
+        except StorageError as exc:
+            raise StorageError(f"{exc}; checkpoint kept at {spooled} until an upload succeeds") from exc
+        spooled.unlink()
 
     def write_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)

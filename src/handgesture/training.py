@@ -102,7 +102,7 @@ def run_training(
                     disable=not show_progress,
                 )
 
-            hooks.on_epoch_end = _chain(hooks.on_epoch_end, lambda *_: bar.update(1))
+            hooks.on_epoch_end = _chain(hooks.on_epoch_end, lambda _p, m, _i: _advance(bar, m))
             metrics = fit(trainer, config.train_params.epochs, train_batches, data.val_batches, hooks)
         if not metrics:
             log.warning(
@@ -182,6 +182,11 @@ def _hooks(trainer, config, run: RunFolder, lineage, tracker, on_epoch) -> Hooks
             on_epoch(progress, _scalars(metrics))
 
     return Hooks(on_step=on_step, on_epoch_end=on_epoch_end)
+
+
+def _advance(bar, metrics: dict[str, Any]) -> None:
+    bar.set_postfix(val_f1=f"{metrics[BEST_METRIC]:.3f}", loss=f"{metrics['train/loss']:.3f}")
+    bar.update(1)
 
 
 def _chain(first, second):
