@@ -1,0 +1,173 @@
+"""Read HaGRID-format annotations into per-box samples, and split them by person."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HAGRID_TARGETS: list[str] = [
+    "call", "dislike", "fist", "four", "like", "mute", "ok", "one", "palm", "peace", "rock", "stop",
+    "stop_inverted", "three", "two_up", "two_up_inverted", "three2", "peace_inverted", "no_gesture",
+]  # fmt: skip
+NO_GESTURE = "no_gesture"
+HANDS = {"left": 0, "right": 1}
+
+
+class DataError(ValueError):
+    """The data on disk is not what HaGRID's format (or a usable dataset) requires."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: str  # absolute path to the jpg
+    box: tuple[float, float, float, float]  # normalised x, y, w, h; top-left origin
+    gesture: int  # index into the targets list
+    leading_hand: int  # 0 = left, 1 = right
+    user_id: str
+
+
+@dataclass
+class AnnotationSet:
+    samples: list[Sample]
+    missing_images: int
+    folders: tuple[str, ...]  # the annotations and images folders that were read
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse_entry(entry, where: str) -> tuple[list[tuple[tuple[float, ...], str]], int, str]:
+    """Validate one image entry; return ([(box, label)], leading hand index, user id)."""
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
+    for key in ("bboxes", "labels", "user_id"):
+        if key not in entry:
+            raise DataError(f"{where}: missing key {key!r} (expected bboxes, labels, leading_hand, user_id)")
+    boxes, labels, user_id = entry["bboxes"], entry["labels"], entry["user_id"]
+    if not isinstance(boxes, list) or not isinstance(labels, list):
+        raise DataError(f"{where}: 'bboxes' and 'labels' must be lists")
+    if len(boxes) != len(labels):
+        raise DataError(f"{where}: {len(boxes)} bboxes but {len(labels)} labels (expected equal lengths)")
+    if not isinstance(user_id, str) or not user_id:
+        raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
+    hand = entry.get("leading_hand")
+    if hand not in HANDS:
+        raise DataError(f"{where}: 'leading_hand' must be 'left' or 'right', got {hand!r}")
+    pairs = []
+    for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+            raise DataError(f"{where}: bbox {i} must be 4 finite numbers [x, y, w, h], got {box!r}")
+        if not isinstance(label, str):
+            raise DataError(f"{where}: label {i} must be a string, got {label!r}")
+        pairs.append((tuple(float(v) for v in box), label))
+    return pairs, HANDS[hand], user_id
+
+
+def _image_path(gesture_dir: Path, image_id: str, where: str) -> Path:
+    """The image's path; refuses ids that would read a file outside the gesture's folder."""
+    bad = not image_id or any(part in image_id for part in ("/", "\\", "..", "\0"))
+    path = os.path.normpath(os.path.join(gesture_dir, f"{image_id}.jpg"))
+    if bad or os.path.dirname(path) != os.path.normpath(gesture_dir):
+        raise DataError(f"{where}: image id escapes the dataset folder {gesture_dir} (expected a plain name)")
+    return Path(path)
+
+
+def _load_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: invalid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: expected an object mapping image id -> annotation, got {type(data).__name__}"
+        )
+    return data
+
+
+def _samples_for_image(image: Path, pairs, hand: int, user_id: str, index: dict[str, int]) -> list[Sample]:
+    samples = []
+    for box, label in pairs:
+        if label == NO_GESTURE:
+            if NO_GESTURE not in index:
+                continue
+            # A no_gesture box is the hand that is NOT making the gesture, so its side is the opposite of
+            # the image's leading hand.
+            samples.append(Sample(str(image), box, index[NO_GESTURE], 1 - hand, user_id))
+        elif label in index:
+            samples.append(Sample(str(image), box, index[label], hand, user_id))
+    return samples
+
+
+def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[str, int]):
+    data = _load_json(path)
+    ids = sorted(data)
+    if subset > 0:
+        ids = ids[:subset]
+    parsed = []
+    for image_id in ids:  # validate everything before touching the image folder
+        where = f"{path}, image {image_id!r}"
+        parsed.append((_image_path(gesture_dir, image_id, where), *_parse_entry(data[image_id], where)))
+    samples, missing = [], 0
+    for image, pairs, hand, user_id in parsed:
+        if not image.is_file():
+            missing += 1
+            continue
+        samples.extend(_samples_for_image(image, pairs, hand, user_id, index))
+    return samples, missing
+
+
+def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) -> AnnotationSet:
+    """Read ``<annotations_dir>/<gesture>.json`` for each target into one Sample per box.
+
+    Images are ``<dataset_dir>/<gesture>/<image_id>.jpg``; missing ones are skipped and counted. Samples come
+    sorted by gesture file, then image id, then box index.
+    """
+    ann_dir, data_dir = Path(annotations_dir).absolute(), Path(dataset_dir).absolute()
+    folders = (str(ann_dir), str(data_dir))
+    index = {name: i for i, name in enumerate(targets)}
+    files = {g: ann_dir / f"{g}.json" for g in sorted(index) if g != NO_GESTURE}
+    present = {g: p for g, p in files.items() if p.is_file()}
+    for gesture in sorted(set(files) - set(present)):
+        log.info("No annotation file for %r at %s; skipping that gesture", gesture, files[gesture])
+    if not present:
+        raise DataError(
+            f"No annotation files for targets {sorted(files)} in {ann_dir} "
+            f"(expected <gesture>.json there; images expected under {data_dir})"
+        )
+    samples, missing = [], 0
+    for gesture, path in present.items():
+        found, lost = _read_gesture_file(path, data_dir / gesture, subset, index)
+        samples.extend(found)
+        missing += lost
+    if missing:
+        log.warning("%d annotated images are missing under %s and were skipped", missing, data_dir)
+    if not samples:
+        raise DataError(
+            f"No usable samples: looked in annotations {ann_dir} and images {data_dir} "
+            f"({missing} images missing; targets {list(targets)})"
+        )
+    return AnnotationSet(samples=samples, missing_images=missing, folders=folders)
+
+
+def split_by_user(samples, seed: int, val_fraction: float = 0.2) -> tuple[list[Sample], list[Sample]]:
+    """Split samples so that no person appears in both train and validation."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    users = sorted({s.user_id for s in samples})
+    if len(users) < 2:
+        raise DataError(f"A person split needs at least 2 users, got {len(users)}: {users}")
+    random.Random(seed).shuffle(users)
+    n_train = min(max(round(len(users) * (1.0 - val_fraction)), 1), len(users) - 1)
+    train_users = set(users[:n_train])
+    train = [s for s in samples if s.user_id in train_users]
+    val = [s for s in samples if s.user_id not in train_users]
+    return train, val
