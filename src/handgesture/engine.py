@@ -61,8 +61,8 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
         # Position counts sampled items, unreadable ones included, so a resume skips exactly these.
         progress.position += batch["gesture"].numel() + int(batch["skipped"])
         trainer.skipped_images += int(batch["skipped"])
-        if batch["gesture"].numel() == 0:
-            continue  # every image in the batch was unreadable
+        if batch["gesture"].numel() < 2:
+            continue  # unreadable images left nothing, or one item, which BatchNorm cannot train on
         images, targets = _to_device(batch, trainer.device)
         # One backward path: autocast and the scaler are no-ops when AMP is off.
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
