@@ -1,0 +1,18 @@
+import json
+
+from handgesture.cli import main
+from handgesture.data.annotations import HAGRID_TARGETS, read_annotations
+
+
+def test_synth_command_writes_a_hagrid_format_dataset(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "out"), "--per-class", "2", "--users", "3"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    found = read_annotations(written["annotations"], written["dataset"], HAGRID_TARGETS)
+    assert len({s.user_id for s in found.samples}) == 3
+    assert found.missing_images == 0
+
+
+def test_inspect_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "missing.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.pth" in err and "Traceback" not in err
