@@ -33,6 +33,9 @@ class Progress:
     global_step: int = 0
     best_metric: float = -1.0
     best_epoch: int = -1
+    # The current epoch's running loss, so a mid-epoch resume reports the same epoch mean.
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
 

@@ -86,6 +86,8 @@ class MetricParams:
 
 @dataclass
 class CheckpointConfig:
+    every_n_steps: int = 0  # 0: only at epoch ends
+    every_seconds: float = 0.0  # 0: no time-based checkpoints
     keep_last: int = 2
     keep_best: int = 1
 
@@ -97,6 +99,7 @@ class StorageConfig:
     run_name: str | None = None
     block: str | None = None
     endpoint_url: str | None = None
+    max_retries: int = 4
 
 
 @dataclass
@@ -181,6 +184,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"dataset.targets must list >= 2 distinct classes, got {config.dataset.targets}")
     if config.train_params.num_workers < 0:
         raise ConfigError(f"train_params.num_workers must be >= 0, got {config.train_params.num_workers}")
+    if config.storage.max_retries < 0:
+        raise ConfigError(f"storage.max_retries must be >= 0, got {config.storage.max_retries}")
     from handgesture.models import ARCHITECTURES
 
     if config.model.name not in ARCHITECTURES:

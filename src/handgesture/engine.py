@@ -48,7 +48,6 @@ class Hooks:
 
     on_step: Callable[[Progress, dict[str, float]], None] | None = None
     on_epoch_end: Callable[[Progress, dict[str, float], bool], None] | None = None
-    step_bar: Callable[[int], Any] | None = None  # total -> context manager with update(n)
 
 
 def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> float:
@@ -56,7 +55,6 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
     model, progress = trainer.model, trainer.progress
     model.train()
     loss_fn = nn.CrossEntropyLoss()
-    total, count = 0.0, 0
     for batch in batches:
         # Position counts sampled items, unreadable ones included, so a resume skips exactly these.
         progress.position += batch["gesture"].numel() + int(batch["skipped"])
@@ -75,10 +73,11 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
         trainer.scheduler.step()
         progress.global_step += 1
         value = loss.item()
-        total, count = total + value, count + 1
+        progress.epoch_loss_sum += value
+        progress.epoch_batches += 1
         if hooks.on_step:
             hooks.on_step(progress, {"loss": value, "lr": trainer.optimizer.param_groups[0]["lr"]})
-    return total / max(count, 1)
+    return progress.epoch_loss_sum / max(progress.epoch_batches, 1)
 
 
 @torch.no_grad()
@@ -134,6 +133,7 @@ def fit(
         last = evaluate(trainer, val_batches())
         last["train/loss"] = train_loss
         progress.epoch, progress.position = epoch + 1, 0
+        progress.epoch_loss_sum, progress.epoch_batches = 0.0, 0
         improved = _record(progress, last)
         log.info(
             "epoch %d/%d: loss %.4f, val gesture F1 %.4f%s",

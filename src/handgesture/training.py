@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from handgesture import checkpoint as ckpt
 from handgesture.assemble import build_data, build_trainer, ensure_dataset, pick_device, seed_everything
+from handgesture.committer import Committer, stop_on_sigterm
 from handgesture.config import Config, config_hash, to_dict, to_yaml
 from handgesture.data.annotations import DataError
 from handgesture.engine import BEST_METRIC, Hooks, Trainer, fit
@@ -34,7 +35,11 @@ def new_run_name() -> str:
 
 
 def s3_settings(config: Config) -> S3Settings:
-    return S3Settings(block=config.storage.block, endpoint_url=config.storage.endpoint_url)
+    return S3Settings(
+        block=config.storage.block,
+        endpoint_url=config.storage.endpoint_url,
+        max_retries=config.storage.max_retries,
+    )
 
 
 def run_uri(config: Config, run_name: str) -> str:
@@ -53,7 +58,11 @@ def run_training(
     on_epoch: EpochCallback | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Train per `config` (continuing from `resume` when given); returns a small, plain summary."""
+    """Train per `config`; returns a small, plain summary.
+
+    A run folder that already holds committed checkpoints (a retried task, a re-run flow run, a restarted
+    process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
+    """
     ensure_dataset(config)
     seed_everything(config.random_state, config.deterministic)
     device = pick_device(config.device)
@@ -65,15 +74,15 @@ def run_training(
             f"train_params.train_batch_size={config.train_params.train_batch_size}"
         )
     trainer = build_trainer(config, device, steps_per_epoch)
-    parent = _restore(trainer, config, resume) if resume else None
     run_name = run_name or config.storage.run_name or new_run_name()
     run = RunFolder(
         open_store(run_uri(config, run_name), s3_settings(config)),
         Retention(config.checkpoint.keep_last, config.checkpoint.keep_best),
     )
+    parent = _start_point(trainer, config, run, resume)
     run.write_text("config.yaml", to_yaml(config))
-    lineage = ckpt.Lineage(run_name, run.uri, flow_run_id, parent, config_hash(config))
     run.write_manifest(run=run_name, run_uri=run.uri, parent=parent, flow_run_id=flow_run_id)
+    lineage = ckpt.Lineage(run_name, run.uri, flow_run_id, parent, config_hash(config))
     log.info(
         "run %s on %s: %d train / %d val samples, %d missing images skipped",
         run.uri,
@@ -85,31 +94,14 @@ def run_training(
     tb_dir = _tensorboard_dir(run.store, run_name)
     tracker = (
         Tracker(tb_dir, config.dataset.targets, config.train_params.log_every_n_steps)
-        if config.tracking.tensorboard
+        if (config.tracking.tensorboard)
         else None
     )
+    committer = Committer(trainer, run, _checkpoint_builder(config, lineage), config.checkpoint)
     try:
-        hooks = _hooks(trainer, config, run, lineage, tracker, on_epoch)
-        epochs = range(trainer.progress.epoch, config.train_params.epochs)
-        with tqdm(total=len(epochs), desc="epochs", disable=not show_progress) as bar:
-
-            def train_batches(epoch: int, position: int):
-                return tqdm(
-                    data.train_batches(epoch, position),
-                    desc=f"epoch {epoch + 1}",
-                    leave=False,
-                    total=steps_per_epoch - position // config.train_params.train_batch_size,
-                    disable=not show_progress,
-                )
-
-            hooks.on_epoch_end = _chain(hooks.on_epoch_end, lambda _p, m, _i: _advance(bar, m))
-            metrics = fit(trainer, config.train_params.epochs, train_batches, data.val_batches, hooks)
-        if not metrics:
-            log.warning(
-                "the checkpoint is already at epoch %d >= train_params.epochs=%d: nothing to train; "
-                "raise train_params.epochs to continue",
-                trainer.progress.epoch,
-                config.train_params.epochs,
+        with stop_on_sigterm(committer):
+            metrics = _fit(
+                trainer, config, data, steps_per_epoch, _hooks(committer, tracker, on_epoch), show_progress
             )
         test = _evaluate_test(trainer, data)
         if tracker:
@@ -117,8 +109,47 @@ def run_training(
     finally:
         if tracker:
             tracker.close()
-    _sync_tensorboard(run.store, tb_dir)
+            _sync_tensorboard(run.store, tb_dir)
     return _summary(run, trainer, data, metrics, test, parent)
+
+
+def _start_point(trainer: Trainer, config: Config, run: RunFolder, resume: str | None) -> str | None:
+    """Restore from the run's own newest checkpoint, else from `resume`; returns the lineage parent."""
+    if run.manifest["checkpoints"]:
+        own = _restore(trainer, config, run.uri)
+        run.retention.protected.add(own.removeprefix(run.uri).lstrip("/"))
+        log.info("continuing run %s from its own checkpoint %s", run.uri, own)
+        return run.manifest.get("parent")
+    if not resume:
+        return None
+    parent = _restore(trainer, config, resume)
+    if parent.startswith(run.uri.rstrip("/") + "/"):
+        run.retention.protected.add(parent.removeprefix(run.uri).lstrip("/"))
+    return parent
+
+
+def _fit(trainer, config: Config, data, steps_per_epoch: int, hooks: Hooks, show_progress: bool):
+    epochs = config.train_params.epochs
+    batch_size = config.train_params.train_batch_size
+    with tqdm(total=epochs, initial=trainer.progress.epoch, desc="epochs", disable=not show_progress) as bar:
+
+        def train_batches(epoch: int, position: int):
+            total = steps_per_epoch - position // batch_size
+            batches = data.train_batches(epoch, position)
+            return tqdm(
+                batches, desc=f"epoch {epoch + 1}", leave=False, total=total, disable=not show_progress
+            )
+
+        hooks.on_epoch_end = _chain(hooks.on_epoch_end, lambda _p, m, _i: _advance(bar, m))
+        metrics = fit(trainer, epochs, train_batches, data.val_batches, hooks)
+    if not metrics:
+        log.warning(
+            "the checkpoint is already at epoch %d >= train_params.epochs=%d: nothing to train; "
+            "raise train_params.epochs to continue",
+            trainer.progress.epoch,
+            epochs,
+        )
+    return metrics
 
 
 def _restore(trainer: Trainer, config: Config, resume: str) -> str:
@@ -153,31 +184,36 @@ def _shape(config: Config) -> dict[str, Any]:
     }
 
 
-def _hooks(trainer, config, run: RunFolder, lineage, tracker, on_epoch) -> Hooks:
-    def on_step(progress, values):
-        if tracker:
-            tracker.step(progress.global_step, values)
+def _checkpoint_builder(config: Config, lineage: ckpt.Lineage):
+    config_dict = to_dict(config)
 
-    def on_epoch_end(progress, metrics, _improved_in_lineage):
-        checkpoint = ckpt.build_checkpoint(
+    def build(trainer: Trainer, metrics: dict[str, float]) -> dict[str, Any]:
+        return ckpt.build_checkpoint(
             model=trainer.model,
             optimizer=trainer.optimizer,
             scheduler=trainer.scheduler,
             scaler=trainer.scaler,
-            progress=progress,
+            progress=trainer.progress,
             lineage=lineage,
-            config=to_dict(config),
-            metrics=_scalars(metrics),
+            config=config_dict,
+            metrics=metrics,
             **_shape(config),
         )
-        # best_model.pth is the best of this run's folder (a resumed run starts a folder of its own).
-        run_best = run.manifest.get("best")
-        run.commit(
-            checkpoint, is_best=run_best is None or metrics[BEST_METRIC] > run_best["metrics"][BEST_METRIC]
-        )
+
+    return build
+
+
+def _hooks(committer: Committer, tracker: Tracker | None, on_epoch: EpochCallback | None) -> Hooks:
+    def on_step(progress, values):
+        if tracker:
+            tracker.step(progress.global_step, values)
+        committer.after_step(progress)
+
+    def on_epoch_end(progress, metrics, _improved_in_lineage):
+        committer.commit(_scalars(metrics))
         if tracker:
             tracker.epoch(progress.epoch, metrics)
-            _sync_tensorboard(run.store, tracker.log_dir)
+            _sync_tensorboard(committer.run.store, tracker.log_dir)
         if on_epoch:
             on_epoch(progress, _scalars(metrics))
 
