@@ -32,8 +32,9 @@ def test_two_epochs_equal_one_plus_resumed_one(tiny_config):
     # MobileNetV3 heads have dropout; the sampler shuffles; crops are randomly scaled; 2 loader workers.
     straight = run_training(tiny_config("train_params.num_workers=2"), run_name="straight")
     first = run_training(tiny_config("train_params.num_workers=2", "train_params.epochs=1"), run_name="first")
-    resumed = run_training(tiny_config("train_params.num_workers=2"), run_name="resumed",
-                           resume=first["last_checkpoint"])
+    resumed = run_training(
+        tiny_config("train_params.num_workers=2"), run_name="resumed", resume=first["last_checkpoint"]
+    )
 
     assert resumed["resumed_from"] == first["last_checkpoint"]
     assert_identical(final_state(straight), final_state(resumed))
@@ -83,3 +84,27 @@ def test_resume_from_missing_path_names_it(tiny_config, tmp_path):
     missing = tmp_path / "nowhere" / "best_model.pth"
     with pytest.raises(CheckpointError, match=str(missing)):
         run_training(tiny_config(), resume=str(missing))
+
+
+@pytest.mark.slow
+def test_resume_from_mid_epoch_and_epoch_end_checkpoints_is_exact(tiny_config):
+    # Composer-style: one uninterrupted run, then resumes from several of its committed checkpoints.
+    settings = (
+        "train_params.num_workers=2",
+        "checkpoint.every_n_steps=4",
+        "checkpoint.keep_last=100",
+        "scheduler.cosine=true",
+    )
+    straight = run_training(tiny_config(*settings), run_name="straight")
+    entries = _manifest(straight)["checkpoints"]
+    mid_first = next(e for e in entries if e["epoch"] == 0 and e["position"] > 0)
+    epoch_end = next(e for e in entries if e["epoch"] == 1 and e["position"] == 0)
+    mid_second = next(e for e in entries if e["epoch"] == 1 and e["position"] > 0)
+    for entry in (mid_first, epoch_end, mid_second):
+        resumed = run_training(
+            tiny_config(*settings), run_name=f"from-{entry['global_step']}", resume=entry["uri"]
+        )
+        assert_identical(
+            final_state(straight), final_state(resumed), f"resumed at step {entry['global_step']}"
+        )
+        assert resumed["history"] == straight["history"]
