@@ -165,3 +165,11 @@ def check_compatible(checkpoint: dict[str, Any], expected: dict[str, Any], sourc
                 f"{source} was trained with {key}={found!r} but the config asks for {key}={expected[key]!r}; "
                 f"set the config to match the checkpoint or start a new run"
             )
+
+
+def load_matching(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Load every tensor whose name and shape fit `model`; return the names left as initialised."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return sorted(set(own) - set(fits))

@@ -90,6 +90,9 @@ class CheckpointConfig:
     every_seconds: float = 0.0  # 0: no time-based checkpoints
     keep_last: int = 2
     keep_best: int = 1
+    # continue: `resume` restores the full training state (shapes must match);
+    # finetune: only the weights that fit, with a fresh optimizer, schedule and counters.
+    resume_mode: str = "continue"
 
 
 @dataclass
@@ -182,6 +185,10 @@ def validate(config: Config) -> None:
         )
     if len(set(config.dataset.targets)) != len(config.dataset.targets) or len(config.dataset.targets) < 2:
         raise ConfigError(f"dataset.targets must list >= 2 distinct classes, got {config.dataset.targets}")
+    if config.checkpoint.resume_mode not in ("continue", "finetune"):
+        raise ConfigError(
+            f"checkpoint.resume_mode must be continue or finetune, got {config.checkpoint.resume_mode!r}"
+        )
     if config.train_params.num_workers < 0:
         raise ConfigError(f"train_params.num_workers must be >= 0, got {config.train_params.num_workers}")
     if config.storage.max_retries < 0:

@@ -34,6 +34,7 @@ class Trainer:
     metric_average: str = "weighted"
     progress: Progress = field(default_factory=Progress)
     skipped_images: int = 0  # unreadable training images met by this process
+    finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:

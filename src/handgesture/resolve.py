@@ -13,14 +13,23 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from handgesture import checkpoint as ckpt
-from handgesture.prefect_refs import is_flow_run_ref, resolve_flow_run_ref
+from handgesture.prefect_refs import PREFIX, is_flow_run_ref, resolve_flow_run_ref
 from handgesture.runs import BEST, CHECKPOINTS, read_manifest
-from handgesture.storage import S3Settings, StorageError, Store, cached_download, open_store
+from handgesture.storage import (
+    S3Settings,
+    StorageError,
+    Store,
+    UnsupportedSchemeError,
+    cached_download,
+    open_store,
+)
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+RESUME_FORMS = "a local path, file://..., s3://bucket/..., or " + PREFIX + "<id>[/best]"
 
 
 @dataclass
@@ -36,6 +45,13 @@ def default_cache_dir() -> Path:
 def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path | None = None) -> Resolved:
     """Load the checkpoint `uri` names, verified against its run's manifest when there is one."""
     cache_dir = cache_dir or default_cache_dir()
+    scheme = urlparse(uri).scheme.lower()
+    if scheme not in ("", "file", "s3", "prefect") and not (len(scheme) == 1 and os.name == "nt"):
+        # Checked here, so the message names the whole URI and every form resume accepts.
+        raise UnsupportedSchemeError(
+            f"unsupported resume URI {uri!r}: scheme '{scheme}://' is not supported; expected a checkpoint "
+            f"or run folder as {RESUME_FORMS}"
+        )
     if is_flow_run_ref(uri):
         uri = resolve_flow_run_ref(uri)
     if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):

@@ -91,7 +91,8 @@ class RunFolder:
             for key in keys:
                 self.store.put_file(spooled, key)
         except StorageError as exc:
-            raise StorageError(f"{exc}; checkpoint kept at {spooled} until an upload succeeds") from exc
+            # Same class, so an outage (StorageUnreachableError) stays retryable for the train task.
+            raise type(exc)(f"{exc}; checkpoint kept at {spooled} until an upload succeeds") from exc
         spooled.unlink()
 
     def write_manifest(self, **extra: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from handgesture.data.annotations import DataError
 from handgesture.engine import BEST_METRIC, Hooks, Trainer, fit
 from handgesture.resolve import resolve_checkpoint
 from handgesture.runs import Retention, RunFolder
-from handgesture.storage import S3Settings, Store, open_store
+from handgesture.storage import S3Settings, StorageError, Store, open_store
 from handgesture.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def run_training(
     finally:
         if tracker:
             tracker.close()
-            _sync_tensorboard(run.store, tb_dir)
+            _sync_tensorboard(run.store, tb_dir, failing=sys.exc_info()[1])
     return _summary(run, trainer, data, metrics, test, parent)
 
 
@@ -122,6 +123,8 @@ def _start_point(trainer: Trainer, config: Config, run: RunFolder, resume: str |
         return run.manifest.get("parent")
     if not resume:
         return None
+    if config.checkpoint.resume_mode == "finetune":
+        return _finetune_from(trainer, config, resume)
     parent = _restore(trainer, config, resume)
     if parent.startswith(run.uri.rstrip("/") + "/"):
         run.retention.protected.add(parent.removeprefix(run.uri).lstrip("/"))
@@ -172,6 +175,20 @@ def _restore(trainer: Trainer, config: Config, resume: str) -> str:
         resolved.uri,
         trainer.progress.epoch,
         trainer.progress.global_step,
+    )
+    return resolved.uri
+
+
+def _finetune_from(trainer: Trainer, config: Config, source: str) -> str:
+    """Start fresh (optimizer, schedule, counters) from the weights that fit; other heads stay initialised."""
+    resolved = resolve_checkpoint(source, s3_settings(config))
+    skipped = ckpt.load_matching(trainer.model, resolved.checkpoint["state_dict"])
+    trainer.finetune_skipped = skipped
+    log.info(
+        "fine-tuning from %s; re-initialised %d tensors that do not fit: %s",
+        resolved.uri,
+        len(skipped),
+        ", ".join(skipped) or "none",
     )
     return resolved.uri
 
@@ -240,12 +257,18 @@ def _tensorboard_dir(store: Store, run_name: str) -> Path:
     return local if local is not None else Path(tempfile.mkdtemp(prefix=f"tb-{run_name}-"))
 
 
-def _sync_tensorboard(store: Store, tb_dir: Path) -> None:
+def _sync_tensorboard(store: Store, tb_dir: Path, failing: BaseException | None = None) -> None:
+    """Upload event files; when the run is already `failing`, an upload error must not mask that error."""
     if store.local_path("tensorboard") is not None:
         return
-    for path in sorted(tb_dir.rglob("*")):
-        if path.is_file():
-            store.put_file(path, f"tensorboard/{path.relative_to(tb_dir).as_posix()}")
+    try:
+        for path in sorted(tb_dir.rglob("*")):
+            if path.is_file():
+                store.put_file(path, f"tensorboard/{path.relative_to(tb_dir).as_posix()}")
+    except StorageError as exc:
+        if failing is None:
+            raise
+        log.warning("TensorBoard files not uploaded after the run failed: %s", exc)
 
 
 def _evaluate_test(trainer: Trainer, data) -> dict[str, float]:
@@ -292,5 +315,6 @@ def _summary(run: RunFolder, trainer: Trainer, data, metrics, test, parent) -> d
         "missing_images": data.missing_images,
         "skipped_images": trainer.skipped_images + int(metrics.get("skipped_images", 0)),
         "resumed_from": parent,
+        "finetune_skipped": trainer.finetune_skipped,
         "metric_name": BEST_METRIC,
     }

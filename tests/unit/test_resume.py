@@ -108,3 +108,25 @@ def test_resume_from_mid_epoch_and_epoch_end_checkpoints_is_exact(tiny_config):
             final_state(straight), final_state(resumed), f"resumed at step {entry['global_step']}"
         )
         assert resumed["history"] == straight["history"]
+
+
+def test_finetune_mode_loads_what_fits_and_reports_reinitialised_heads(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="base")
+    targets = "dataset.targets=[call,dislike,fist,four,like,no_gesture]"
+    tuned = run_training(
+        tiny_config(targets, "checkpoint.resume_mode=finetune", "train_params.epochs=1"),
+        run_name="tuned",
+        resume=first["last_checkpoint"],
+    )
+    assert tuned["resumed_from"] == first["last_checkpoint"]
+    assert tuned["epochs"] == 1 and tuned["global_step"] < 2 * first["global_step"]  # fresh counters
+    assert tuned["finetune_skipped"] == ["gesture_head.3.bias", "gesture_head.3.weight"]
+    checkpoint = torch.load(tuned["last_checkpoint"], weights_only=True)
+    assert checkpoint["class_names"] == ["call", "dislike", "fist", "four", "like", "no_gesture"]
+    assert checkpoint["lineage"]["parent"] == first["last_checkpoint"]
+
+
+def test_resume_with_other_classes_names_both_lists(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="a")
+    with pytest.raises(CheckpointError, match=r"class_names=\[.*no_gesture'\].*class_names=\['call', 'like'"):
+        run_training(tiny_config("dataset.targets=[call,like,no_gesture]"), resume=first["last_checkpoint"])
