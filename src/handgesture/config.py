@@ -103,6 +103,7 @@ class StorageConfig:
     block: str | None = None
     endpoint_url: str | None = None
     max_retries: int = 4
+    upload_timeout: float = 600.0  # at the end of a run, how long to wait for background uploads
 
 
 @dataclass

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from handgesture import checkpoint as ckpt
-from handgesture.storage import StorageError, Store, atomic_target
+from handgesture.storage import Store
+from handgesture.uploader import BackgroundUploader
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ class Retention:
 
 
 class RunFolder:
-    """Commits checkpoints into one run's folder of a store and keeps its manifest."""
+    """Commits checkpoints into one run's folder of a store and keeps its manifest.
+
+    Call `close()` when done: with a remote store it waits until every upload is confirmed.
+    """
 
     def __init__(self, store: Store, retention: Retention | None = None, spool_dir: Path | None = None):
         self.store = store
@@ -46,6 +50,9 @@ class RunFolder:
         self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "handgesture-spool" / root_digest
         self.retention = retention or Retention()
         self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
+        # Remote stores upload in the background from a local spool, in commit order (see uploader.py).
+        remote = store.local_path(MANIFEST) is None
+        self.uploader = BackgroundUploader(store, self.spool_dir) if remote else None
 
     @property
     def uri(self) -> str:
@@ -75,32 +82,39 @@ class RunFolder:
         self.write_manifest()
         # Files go only after the manifest stops naming them, so it never points at a deleted checkpoint.
         for stale in doomed:
-            self.store.delete(stale)
+            self._delete(stale)
         return entry
 
     def _put(self, data: bytes, keys: list[str]) -> None:
-        """Local stores write in place; remote ones upload from a local spool copy kept until confirmed."""
-        if self.store.local_path(keys[0]) is not None:
+        if self.uploader is None:
             for key in keys:
                 self.store.put_bytes(data, key)
-            return
-        spooled = self.spool_dir / keys[0]
-        with atomic_target(spooled) as temporary:
-            temporary.write_bytes(data)
-        try:
-            for key in keys:
-                self.store.put_file(spooled, key)
-        except StorageError as exc:
-            # Same class, so an outage (StorageUnreachableError) stays retryable for the train task.
-            raise type(exc)(f"{exc}; checkpoint kept at {spooled} until an upload succeeds") from exc
-        spooled.unlink()
+        else:
+            self.uploader.put_bytes(data, keys)
+
+    def _delete(self, key: str) -> None:
+        if self.uploader is None:
+            self.store.delete(key)
+        else:
+            self.uploader.delete(key)
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        if self.uploader is None:
+            self.store.put_file(local_path, key)
+        else:
+            self.uploader.put_file(local_path, key)
+
+    def close(self, timeout: float) -> None:
+        """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go."""
+        if self.uploader is not None:
+            self.uploader.flush(timeout)
 
     def write_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)
-        self.store.put_bytes(json.dumps(self.manifest, indent=2).encode(), MANIFEST)
+        self._put(json.dumps(self.manifest, indent=2).encode(), [MANIFEST])
 
     def write_text(self, key: str, text: str) -> None:
-        self.store.put_bytes(text.encode(), key)
+        self._put(text.encode(), [key])
 
     def _apply_retention(self) -> list[str]:
         """Drop entries beyond last N and best K from the manifest; return the keys to delete."""

@@ -108,9 +108,7 @@ def run_training(
         if tracker:
             tracker.hparams(_hparams(config), _best_scalars(trainer.progress))
     finally:
-        if tracker:
-            tracker.close()
-            _sync_tensorboard(run.store, tb_dir, failing=sys.exc_info()[1])
+        _finish(run, tracker, config.storage.upload_timeout, failing=sys.exc_info()[1])
     return _summary(run, trainer, data, metrics, test, parent)
 
 
@@ -230,7 +228,7 @@ def _hooks(committer: Committer, tracker: Tracker | None, on_epoch: EpochCallbac
         committer.commit(_scalars(metrics))
         if tracker:
             tracker.epoch(progress.epoch, metrics)
-            _sync_tensorboard(committer.run.store, tracker.log_dir)
+            _sync_tensorboard(committer.run, tracker.log_dir)
         if on_epoch:
             on_epoch(progress, _scalars(metrics))
 
@@ -257,18 +255,26 @@ def _tensorboard_dir(store: Store, run_name: str) -> Path:
     return local if local is not None else Path(tempfile.mkdtemp(prefix=f"tb-{run_name}-"))
 
 
-def _sync_tensorboard(store: Store, tb_dir: Path, failing: BaseException | None = None) -> None:
-    """Upload event files; when the run is already `failing`, an upload error must not mask that error."""
-    if store.local_path("tensorboard") is not None:
+def _sync_tensorboard(run: RunFolder, tb_dir: Path) -> None:
+    """Queue event files for a remote run folder (local stores already write them in place)."""
+    if run.store.local_path("tensorboard") is not None:
         return
+    for path in sorted(tb_dir.rglob("*")):
+        if path.is_file():
+            run.put_file(path, f"tensorboard/{path.relative_to(tb_dir).as_posix()}")
+
+
+def _finish(run: RunFolder, tracker: Tracker | None, upload_timeout: float, failing: BaseException | None):
+    """Close tracking and wait for uploads; when the run is already `failing`, don't mask that error."""
     try:
-        for path in sorted(tb_dir.rglob("*")):
-            if path.is_file():
-                store.put_file(path, f"tensorboard/{path.relative_to(tb_dir).as_posix()}")
+        if tracker:
+            tracker.close()
+            _sync_tensorboard(run, tracker.log_dir)
+        run.close(upload_timeout)
     except StorageError as exc:
         if failing is None:
             raise
-        log.warning("TensorBoard files not uploaded after the run failed: %s", exc)
+        log.warning("uploads not confirmed after the run failed: %s", exc)
 
 
 def _evaluate_test(trainer: Trainer, data) -> dict[str, float]:

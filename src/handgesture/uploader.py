@@ -1,0 +1,113 @@
+"""Background uploads to a remote store: training never waits on the network, and an outage loses nothing.
+
+Each upload is first written to a local spool file; one thread uploads them in commit order (checkpoint,
+then best_model.pth, then the manifest), so the remote manifest never names an object that is not there.
+A server that cannot be reached is retried with capped backoff; the spool copy is deleted only once its
+upload is confirmed, so a run that gives up still has every checkpoint on local disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handgesture.storage import StorageError, StorageUnreachableError, Store, atomic_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    keys: list[str]
+    spooled: Path | None = None  # None: delete the keys
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class BackgroundUploader:
+    def __init__(self, store: Store, spool_dir: Path, max_backoff: float = 30.0):
+        self.store, self.spool_dir, self.max_backoff = store, spool_dir, max_backoff
+        self.fatal: StorageError | None = None
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._pending: list[_Job] = []
+        self._sequence = itertools.count()
+        self._thread = threading.Thread(target=self._work, name="handgesture-uploader", daemon=True)
+        self._thread.start()
+
+    def put_bytes(self, data: bytes, keys: list[str]) -> None:
+        target = self._spool_path(keys[0])
+        with atomic_target(target) as temporary:
+            temporary.write_bytes(data)
+        self._enqueue(_Job(keys, target))
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        """Snapshot `local_path` now (it may keep growing, like an event file) and upload the snapshot."""
+        target = self._spool_path(key)
+        with atomic_target(target) as temporary:
+            shutil.copyfile(local_path, temporary)
+        self._enqueue(_Job([key], target))
+
+    def delete(self, key: str) -> None:
+        self._enqueue(_Job([key]))
+
+    def check(self) -> None:
+        """Raise, in the training thread, an error the uploader cannot get past (credentials, bucket)."""
+        if self.fatal is not None:
+            raise StorageError(f"{self.fatal}; {self._kept()}") from self.fatal
+
+    def flush(self, timeout: float) -> None:
+        """Wait until every queued upload is confirmed; past `timeout`, fail naming what stays local."""
+        deadline = time.monotonic() + timeout
+        for job in list(self._pending):
+            while not job.done.wait(0.2):
+                self.check()
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        f"uploads to {self.store.root} not confirmed within {timeout:.0f} s; {self._kept()}"
+                    )
+
+    def _spool_path(self, key: str) -> Path:
+        return self.spool_dir / f"{next(self._sequence):06d}-{key.replace('/', '__')}"
+
+    def _enqueue(self, job: _Job) -> None:
+        self.check()
+        self._pending = [j for j in self._pending if not j.done.is_set()] + [job]
+        self._jobs.put(job)
+
+    def _kept(self) -> str:
+        kept = sorted(str(j.spooled) for j in self._pending if j.spooled and not j.done.is_set())
+        return f"local copies kept until uploaded: {', '.join(kept) or 'none'}"
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            backoff = 1.0
+            while self.fatal is None:
+                try:
+                    self._run(job)
+                    break
+                except StorageUnreachableError as exc:
+                    log.warning(
+                        "upload of %s waits for storage (retry in %.0f s): %s", job.keys, backoff, exc
+                    )
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                except StorageError as exc:
+                    log.error("upload of %s failed and will not be retried: %s", job.keys, exc)
+                    self.fatal = exc
+            if self.fatal is None:
+                job.done.set()
+
+    def _run(self, job: _Job) -> None:
+        if job.spooled is None:
+            for key in job.keys:
+                self.store.delete(key)
+            return
+        for key in job.keys:
+            self.store.put_file(job.spooled, key)
+        job.spooled.unlink()
