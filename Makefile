@@ -10,7 +10,7 @@ export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= handgesture
 
-.PHONY: install demo test lint tensorboard clean
+.PHONY: install demo demo-s3 test lint tensorboard clean
 
 install: $(STAMP)
 
@@ -38,3 +38,7 @@ tensorboard: $(STAMP)
 
 clean:
 	rm -rf runs data .pytest_cache
+
+# The demo with checkpoints in S3: a local moto_server, 2 epochs into s3://, then a resume from the s3:// URI.
+demo-s3: $(STAMP)
+	scripts/demo_s3.sh

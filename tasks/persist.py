@@ -46,5 +46,6 @@ def persist_task(config: dict, result: dict, config_path: str | None = None) -> 
         "epochs",
         "best_metric",
         "resumed_from",
+        "storage_overrides",
     )
     return {key: result[key] for key in keys}

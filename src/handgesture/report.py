@@ -8,10 +8,13 @@ from typing import Any
 TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", "leading_hand/f1_score")
 
 
-def resume_command(checkpoint_uri: str, next_epochs: int, config_path: str | None = None) -> str:
-    # The config goes along: the checkpoint's image size and classes must match the one the run uses.
+def resume_command(result: dict[str, Any], checkpoint_uri: str, config_path: str | None = None) -> str:
+    # The config goes along (image size and classes must match the checkpoint's), and so do the settings
+    # that reach the storage (endpoint, block name).
     config = f"--config {shlex.quote(config_path)} " if config_path else ""
-    return f"python flows/train.py {config}--resume {shlex.quote(checkpoint_uri)} --epochs {next_epochs}"
+    extra = "".join(f" {shlex.quote(o)}" for o in result.get("storage_overrides", []))
+    epochs = result["epochs"] + 5
+    return f"python flows/train.py {config}--resume {shlex.quote(checkpoint_uri)} --epochs {epochs}{extra}"
 
 
 def tensorboard_command(run_uri: str) -> str:
@@ -43,9 +46,7 @@ def render_report(result: dict[str, Any], model_name: str, config_path: str | No
         "",
         "## Continue training",
         "",
-        f"```\n{resume_command(best, result['epochs'] + 5, config_path)}\n```"
-        if best
-        else "No checkpoint was committed.",
+        f"```\n{resume_command(result, best, config_path)}\n```" if best else "No checkpoint was committed.",
         "",
         f"TensorBoard: `{tensorboard_command(result['run_uri'])}`",
     ]
@@ -63,5 +64,5 @@ def print_summary(result: dict[str, Any], config_path: str | None = None) -> Non
     print(f"\nvalidation gesture F1: {f1:.4f} (best {result['best_metric']:.4f})")
     print(f"best checkpoint:       {best}")
     if best:
-        print(f"resume from it:        {resume_command(best, result['epochs'] + 5, config_path)}")
+        print(f"resume from it:        {resume_command(result, best, config_path)}")
     print(f"open TensorBoard:      {tensorboard_command(result['run_uri'])}")

@@ -107,7 +107,7 @@ class RunFolder:
     def close(self, timeout: float) -> None:
         """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go."""
         if self.uploader is not None:
-            self.uploader.flush(timeout)
+            self.uploader.close(timeout)
 
     def write_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)

@@ -109,7 +109,9 @@ def run_training(
             tracker.hparams(_hparams(config), _best_scalars(trainer.progress))
     finally:
         _finish(run, tracker, config.storage.upload_timeout, failing=sys.exc_info()[1])
-    return _summary(run, trainer, data, metrics, test, parent)
+    summary = _summary(run, trainer, data, metrics, test, parent)
+    summary["storage_overrides"] = _storage_overrides(config)
+    return summary
 
 
 def _start_point(trainer: Trainer, config: Config, run: RunFolder, resume: str | None) -> str | None:
@@ -303,6 +305,12 @@ def _hparams(config: Config) -> dict[str, Any]:
         "pretrained": config.model.pretrained,
         "cosine": config.scheduler.cosine,
     }
+
+
+def _storage_overrides(config: Config) -> list[str]:
+    """What a resume command needs besides the URI to reach this storage (names only, never secrets)."""
+    settings = {"storage.endpoint_url": config.storage.endpoint_url, "storage.block": config.storage.block}
+    return [f"{key}={value}" for key, value in settings.items() if value]
 
 
 def _summary(run: RunFolder, trainer: Trainer, data, metrics, test, parent) -> dict[str, Any]:

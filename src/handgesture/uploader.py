@@ -33,9 +33,11 @@ class BackgroundUploader:
     def __init__(self, store: Store, spool_dir: Path, max_backoff: float = 30.0):
         self.store, self.spool_dir, self.max_backoff = store, spool_dir, max_backoff
         self.fatal: StorageError | None = None
+        self.last_outage: StorageUnreachableError | None = None  # names the endpoint in a timeout error
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._pending: list[_Job] = []
         self._sequence = itertools.count()
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._work, name="handgesture-uploader", daemon=True)
         self._thread.start()
 
@@ -67,9 +69,22 @@ class BackgroundUploader:
             while not job.done.wait(0.2):
                 self.check()
                 if time.monotonic() > deadline:
-                    raise StorageError(
-                        f"uploads to {self.store.root} not confirmed within {timeout:.0f} s; {self._kept()}"
+                    self._stopped.set()
+                    # An outage stays an outage (retryable by the task); the spool copies survive it.
+                    error = StorageUnreachableError if self.last_outage else StorageError
+                    cause = f" ({self.last_outage})" if self.last_outage else ""
+                    raise error(
+                        f"uploads to {self.store.root} not confirmed within {timeout:.0f} s{cause}; "
+                        f"{self._kept()}"
                     )
+
+    def close(self, timeout: float) -> None:
+        """Flush, then let the upload thread end."""
+        try:
+            self.flush(timeout)
+        finally:
+            self._stopped.set()
+            self._jobs.put(_Job([]))  # wakes the thread so it sees the stop
 
     def _spool_path(self, key: str) -> Path:
         return self.spool_dir / f"{next(self._sequence):06d}-{key.replace('/', '__')}"
@@ -84,23 +99,24 @@ class BackgroundUploader:
         return f"local copies kept until uploaded: {', '.join(kept) or 'none'}"
 
     def _work(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             job = self._jobs.get()
             backoff = 1.0
-            while self.fatal is None:
+            while self.fatal is None and not self._stopped.is_set():
                 try:
                     self._run(job)
                     break
                 except StorageUnreachableError as exc:
+                    self.last_outage = exc
                     log.warning(
                         "upload of %s waits for storage (retry in %.0f s): %s", job.keys, backoff, exc
                     )
-                    time.sleep(backoff)
+                    self._stopped.wait(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
                 except StorageError as exc:
                     log.error("upload of %s failed and will not be retried: %s", job.keys, exc)
                     self.fatal = exc
-            if self.fatal is None:
+            if self.fatal is None and not self._stopped.is_set():
                 job.done.set()
 
     def _run(self, job: _Job) -> None:
