@@ -38,23 +38,28 @@ def tiny_dataset(tmp_path_factory):
 
 
 @pytest.fixture
-def tiny_config(tiny_dataset, tmp_path):
+def tiny_overrides(tiny_dataset, tmp_path):
+    """Dotlist overrides that make a run train in seconds on 2 cores, into tmp_path/runs."""
+    return [
+        f"dataset.annotations={tiny_dataset['annotations']}",
+        f"dataset.dataset={tiny_dataset['dataset']}",
+        f"storage.uri={tmp_path / 'runs'}",
+        "dataset.image_size=[32,32]",
+        "model.name=MobileNetV3_small",
+        "train_params.epochs=2",
+        "train_params.train_batch_size=16",
+        "train_params.num_workers=0",
+        "scheduler.warmup_steps=5",
+        "synthetic.generate_if_missing=false",
+    ]
+
+
+@pytest.fixture
+def tiny_config(tiny_overrides):
     """A config that trains in seconds on 2 cores; pass dotlist overrides to adjust."""
     from handgesture.config import load_config
 
     def make(*overrides: str):
-        base = [
-            f"dataset.annotations={tiny_dataset['annotations']}",
-            f"dataset.dataset={tiny_dataset['dataset']}",
-            f"storage.uri={tmp_path / 'runs'}",
-            "dataset.image_size=[32,32]",
-            "model.name=MobileNetV3_small",
-            "train_params.epochs=2",
-            "train_params.train_batch_size=16",
-            "train_params.num_workers=0",
-            "scheduler.warmup_steps=5",
-            "synthetic.generate_if_missing=false",
-        ]
-        return load_config("configs/demo.yaml", base + list(overrides))
+        return load_config("configs/demo.yaml", tiny_overrides + list(overrides))
 
     return make

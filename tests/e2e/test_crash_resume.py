@@ -22,18 +22,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def overrides(tiny_dataset, tmp_path):
-    return [
-        f"dataset.annotations={tiny_dataset['annotations']}",
-        f"dataset.dataset={tiny_dataset['dataset']}",
-        f"storage.uri={tmp_path / 'runs'}",
-        "dataset.image_size=[32,32]",
-        "model.name=MobileNetV3_small",
-        "train_params.epochs=2",
-        "train_params.train_batch_size=16",
+def overrides(tiny_overrides):
+    # Later overrides win: loader workers on, and a checkpoint at every step to kill around.
+    return tiny_overrides + [
         "train_params.num_workers=2",
-        "scheduler.warmup_steps=5",
-        "synthetic.generate_if_missing=false",
         "checkpoint.every_n_steps=1",
         "checkpoint.keep_last=3",
     ]
