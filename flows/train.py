@@ -64,14 +64,17 @@ def main(argv: list[str] | None = None) -> dict:
     if args.epochs is not None:
         overrides.append(f"train_params.epochs={args.epochs}")
     from handgesture.cli import USER_ERRORS
+    from handgesture.config import flow_overrides, load_config
     from handgesture.report import print_summary
 
     try:
+        # A config mistake is reported before a flow run exists; the flow validates again at its edge.
+        load_config(args.config, flow_overrides(overrides, args.storage))
         result = train_hand_gesture_classifier(
             config=args.config, overrides=overrides, resume=args.resume, storage=args.storage
         )
     except USER_ERRORS as exc:
-        # Bad input: one clear line (Prefect has already logged the details), and a non-zero exit.
+        # Bad input: one clear line (Prefect has already logged any details), and a non-zero exit.
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -152,6 +152,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config
 
 
+def flow_overrides(overrides: list[str] | None, storage: str | None) -> list[str]:
+    """The flow's `overrides` plus its `storage` parameter, which sets `storage.uri`."""
+    return list(overrides or []) + ([f"storage.uri={storage}"] if storage else [])
+
+
 def _read_yaml(path: Path) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (expected a YAML file)")
