@@ -42,3 +42,25 @@ clean:
 # The demo with checkpoints in S3: a local moto_server, 2 epochs into s3://, then a resume from the s3:// URI.
 demo-s3: $(STAMP)
 	scripts/demo_s3.sh
+
+# Deployments (docs/deployments.md): a local Prefect server on 127.0.0.1, the GPU work pool, prefect.yaml's
+# deployments and a worker. Run `make server` and `make worker` in their own terminals.
+# make run PARAMS="--param resume=s3://bucket/runs/demo/<run> --param storage=s3://bucket/runs"
+.PHONY: server pool deploy worker run ui
+server: $(STAMP)
+	scripts/deployments.sh server
+
+pool: $(STAMP)
+	scripts/deployments.sh pool
+
+deploy: $(STAMP) pool
+	scripts/deployments.sh deploy
+
+worker: $(STAMP)
+	scripts/deployments.sh worker
+
+run: $(STAMP)
+	scripts/deployments.sh run $(or $(DEPLOYMENT),train-hand-gesture-classifier/train) $(PARAMS)
+
+ui:
+	scripts/deployments.sh ui

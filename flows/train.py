@@ -24,7 +24,8 @@ from tasks.train import train_task  # noqa: E402
 RESUME_HELP = (
     "Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run folder or "
     "s3:// run prefix (its newest committed checkpoint); prefect://flow-runs/<id> (that flow run's last "
-    "checkpoint; add /best for its best). Empty: start fresh."
+    "checkpoint; add /best for its best); <storage>/<experiment>/best (the experiment's current best model, "
+    "as promoted by the scheduled retrain). Empty: start fresh."
 )
 
 

@@ -2,7 +2,8 @@
 
 Accepted URIs: a checkpoint file (local path, `file://`, `s3://`); a run folder / prefix, which resolves
 to its newest committed checkpoint that verifies against the run manifest; `prefect://flow-runs/<id>`
-(that flow run's last checkpoint, or its best with `/best`).
+(that flow run's last checkpoint, or its best with `/best`); `<storage>/<experiment>/best` (the experiment's
+current best, followed through its `best.json` pointer; see promotion.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 
 from handgesture import checkpoint as ckpt
 from handgesture.prefect_refs import PREFIX, is_flow_run_ref, resolve_flow_run_ref
+from handgesture.promotion import follow_best_ref, is_best_ref
 from handgesture.runs import BEST, CHECKPOINTS, read_manifest
 from handgesture.storage import (
     S3Settings,
@@ -29,7 +31,9 @@ from handgesture.storage import (
 
 log = logging.getLogger(__name__)
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-RESUME_FORMS = "a local path, file://..., s3://bucket/..., or " + PREFIX + "<id>[/best]"
+RESUME_FORMS = (
+    "a local path, file://..., s3://bucket/..., <storage>/<experiment>/best, or " + PREFIX + "<id>[/best]"
+)
 
 
 @dataclass
@@ -54,6 +58,8 @@ def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path |
         )
     if is_flow_run_ref(uri):
         uri = resolve_flow_run_ref(uri)
+    elif is_best_ref(uri):
+        uri = follow_best_ref(uri, s3)
     if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
         run_uri, key = split_checkpoint_uri(uri)
         return _load_named(open_store(run_uri, s3), key, cache_dir)

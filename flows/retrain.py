@@ -1,0 +1,48 @@
+"""The `retrain-hand-gesture-classifier` flow: fine-tune the experiment's current best on today's data and
+promote the new model only if it beats the current best on the same validation split.
+
+load-config -> current-best -> train (checkpoint.resume_mode=finetune) -> persist -> promote.
+Deployed on a daily cron as `scheduled-retrain` (prefect.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Library log lines (logging.getLogger("handgesture...")) reach the Prefect UI; must precede prefect's import.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
+
+from typing import Annotated  # noqa: E402
+
+from prefect import flow  # noqa: E402
+from pydantic import Field  # noqa: E402
+from tasks.load_config import load_config_task  # noqa: E402
+from tasks.persist import persist_task  # noqa: E402
+from tasks.promote import current_best_task, promote_task  # noqa: E402
+from tasks.train import train_task  # noqa: E402
+
+
+@flow(name="retrain-hand-gesture-classifier", log_prints=True)
+def retrain_hand_gesture_classifier(
+    config: Annotated[str | None, Field(description="Config YAML merged over configs/default.yaml.")] = None,
+    overrides: Annotated[
+        list[str] | None, Field(description="Dotlist overrides: train_params.epochs=3")
+    ] = None,
+    storage: Annotated[
+        str | None, Field(description="Where the experiment lives: folder, file://..., s3://bucket/prefix")
+    ] = None,
+    min_improvement: Annotated[
+        float,
+        Field(ge=0.0, le=1.0, description="Promote only if F1 beats the current best by more than this."),
+    ] = 0.0,
+) -> dict:
+    """Fine-tune the current best on the data found now; promote the result only if it scores higher."""
+    resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
+    base = current_best_task(resolved)
+    result = train_task(resolved, base)
+    summary = persist_task(resolved, result, config)
+    return {**summary, "promotion": promote_task(resolved, summary, min_improvement)}
+
+
+if __name__ == "__main__":
+    retrain_hand_gesture_classifier()
