@@ -24,19 +24,19 @@ from tasks.train import train_task  # noqa: E402
 
 @flow(name="retrain-hand-gesture-classifier", log_prints=True)
 def retrain_hand_gesture_classifier(
-    config: Annotated[str | None, Field(description="Config YAML merged over configs/default.yaml.")] = None,
-    overrides: Annotated[
-        list[str] | None, Field(description="Dotlist overrides: train_params.epochs=3")
-    ] = None,
-    storage: Annotated[
-        str | None, Field(description="Where the experiment lives: folder, file://..., s3://bucket/prefix")
-    ] = None,
-    min_improvement: Annotated[
-        float,
-        Field(ge=0.0, le=1.0, description="Promote only if F1 beats the current best by more than this."),
-    ] = 0.0,
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    storage: str | None = None,
+    min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
 ) -> dict:
-    """Fine-tune the current best on the data found now; promote the result only if it scores higher."""
+    """Fine-tune the current best on the data found now; promote the result only if it scores higher.
+
+    Args:
+        config: Config YAML merged over configs/default.yaml.
+        overrides: Dotlist overrides, e.g. ["train_params.epochs=3"].
+        storage: Where the experiment lives: a local folder, file://... or s3://bucket/prefix.
+        min_improvement: Promote only if validation gesture F1 beats the current best by more than this.
+    """
     resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
     base = current_best_task(resolved)
     result = train_task(resolved, base)

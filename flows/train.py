@@ -13,10 +13,7 @@ import sys
 # Library log lines (logging.getLogger("handgesture...")) reach the Prefect UI; must precede prefect's import.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
 
-from typing import Annotated  # noqa: E402
-
 from prefect import flow  # noqa: E402
-from pydantic import Field  # noqa: E402
 from tasks.load_config import load_config_task  # noqa: E402
 from tasks.persist import persist_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
@@ -31,23 +28,29 @@ RESUME_HELP = (
 
 @flow(name="train-hand-gesture-classifier", log_prints=True)
 def train_hand_gesture_classifier(
-    config: Annotated[str | None, Field(description="Config YAML merged over configs/default.yaml.")] = None,
-    overrides: Annotated[
-        list[str] | None, Field(description="Dotlist overrides: train_params.epochs=3")
-    ] = None,
-    resume: Annotated[str | None, Field(description=RESUME_HELP)] = None,
-    storage: Annotated[
-        str | None, Field(description="Runs go here: folder, file://..., s3://bucket/prefix")
-    ] = None,
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    resume: str | None = None,
+    storage: str | None = None,
 ) -> dict:
-    """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes."""
+    """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes.
+
+    Args:
+        config: Config YAML merged over configs/default.yaml.
+        overrides: Dotlist overrides, e.g. ["train_params.epochs=3", "model.name=ResNet18"].
+        resume: Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run
+            folder or s3:// run prefix (its newest committed checkpoint); prefect://flow-runs/<id> (that
+            flow run's last checkpoint, /best for its best); <storage>/<experiment>/best (the experiment's
+            current best). Empty: start fresh.
+        storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
+    """
     resolved = load_config_task(config, overrides, storage)
     result = train_task(resolved, resume or None)
     return persist_task(resolved, result, config)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=train_hand_gesture_classifier.__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config YAML merged over configs/default.yaml")
     parser.add_argument("--model", help="architecture, e.g. ResNet18 (model.name)")
     parser.add_argument("--epochs", type=int, help="total epochs to reach (train_params.epochs)")
