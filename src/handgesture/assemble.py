@@ -13,6 +13,7 @@ import torch
 
 from handgesture.config import Config
 from handgesture.data.annotations import AnnotationSet, DataError, read_annotations, split_by_user
+from handgesture.data.cache import prepare_cache
 from handgesture.data.dataset import EpochSampler, HandCropDataset, make_loader
 from handgesture.data.synthetic import generate_synthetic
 from handgesture.engine import Trainer
@@ -76,6 +77,7 @@ def build_data(config: Config, device: torch.device) -> DataBundle:
     found = read_annotations(ds.annotations, ds.dataset, ds.targets, ds.subset)
     train, val = split_by_user(found.samples, config.random_state, ds.val_fraction)
     size = (ds.image_size[0], ds.image_size[1])
+    crops = _crop_dataset_factory(config, found.samples, size)
     loader_args = {
         "num_workers": params.num_workers,
         "prefetch_factor": params.prefetch_factor,
@@ -85,7 +87,7 @@ def build_data(config: Config, device: torch.device) -> DataBundle:
     sampler = EpochSampler(len(train), config.random_state, shuffle=True)
     # BatchNorm fails on a training batch of 1, hence drop_last.
     train_loader = make_loader(
-        HandCropDataset(train, size, train=True),
+        crops(train, True),
         batch_size=params.train_batch_size,
         sampler=sampler,
         drop_last=True,
@@ -100,7 +102,7 @@ def build_data(config: Config, device: torch.device) -> DataBundle:
 
     return DataBundle(
         train_batches=train_batches,
-        val_batches=_eval_batches(val, size, params.test_batch_size, loader_args),
+        val_batches=_eval_batches(crops(val, False), params.test_batch_size, loader_args),
         test_batches=_test_batches(config, size, loader_args),
         train_size=len(train),
         val_size=len(val),
@@ -108,11 +110,21 @@ def build_data(config: Config, device: torch.device) -> DataBundle:
     )
 
 
-def _eval_batches(samples, size, batch_size: int, loader_args: dict) -> Callable[[], Iterable[dict]]:
-    sampler = EpochSampler(len(samples), seed=0, shuffle=False)
-    loader = make_loader(
-        HandCropDataset(samples, size, train=False), batch_size=batch_size, sampler=sampler, **loader_args
-    )
+def _crop_dataset_factory(config: Config, samples, size) -> Callable:
+    """(samples, train) -> dataset: full-frame crops, or with `dataset.cache_dir` crops from a cache prepared
+    once for ``samples`` (keyed by their content, so a changed dataset or image size prepares a new one)."""
+    if not config.dataset.cache_dir:
+        return lambda subset, train: HandCropDataset(subset, size, train=train)
+    cache = prepare_cache(
+        samples, size, config.dataset.cache_dir, workers=config.train_params.num_workers,
+        annotation_files=sorted(Path(config.dataset.annotations).glob("*.json")),
+    )  # fmt: skip
+    return lambda subset, train: cache.dataset(subset, train=train)
+
+
+def _eval_batches(dataset, batch_size: int, loader_args: dict) -> Callable[[], Iterable[dict]]:
+    sampler = EpochSampler(len(dataset), seed=0, shuffle=False)
+    loader = make_loader(dataset, batch_size=batch_size, sampler=sampler, **loader_args)
     loader.generator = torch.Generator().manual_seed(0)
     return lambda: loader
 
@@ -123,7 +135,8 @@ def _test_batches(config: Config, size, loader_args: dict) -> Callable[[], Itera
     found: AnnotationSet = read_annotations(
         config.dataset.test_annotations, config.dataset.dataset, config.dataset.targets, config.dataset.subset
     )
-    return _eval_batches(found.samples, size, config.train_params.test_batch_size, loader_args)
+    test_set = _crop_dataset_factory(config, found.samples, size)(found.samples, False)
+    return _eval_batches(test_set, config.train_params.test_batch_size, loader_args)
 
 
 def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) -> Trainer:

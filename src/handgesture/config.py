@@ -33,6 +33,7 @@ class DatasetConfig:
     image_size: list[int] = field(default_factory=lambda: [224, 224])
     subset: int = -1
     val_fraction: float = 0.2
+    cache_dir: str | None = None  # crop cache folder (prepared once, keyed by content); None: decode frames
 
 
 @dataclass
