@@ -40,18 +40,9 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture
 def tiny_overrides(tiny_dataset, tmp_path):
     """Dotlist overrides that make a run train in seconds on 2 cores, into tmp_path/runs."""
-    return [
-        f"dataset.annotations={tiny_dataset['annotations']}",
-        f"dataset.dataset={tiny_dataset['dataset']}",
-        f"storage.uri={tmp_path / 'runs'}",
-        "dataset.image_size=[32,32]",
-        "model.name=MobileNetV3_small",
-        "train_params.epochs=2",
-        "train_params.train_batch_size=16",
-        "train_params.num_workers=0",
-        "scheduler.warmup_steps=5",
-        "synthetic.generate_if_missing=false",
-    ]
+    from tests.tiny import tiny_dotlist
+
+    return [*tiny_dotlist(tiny_dataset), f"storage.uri={tmp_path / 'runs'}"]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.e2e.servers import PrefectServer, new_home
+from tests.tiny import tiny_dotlist
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.s3]
 POOL = "handgesture-gpu"
@@ -42,14 +43,7 @@ def worker(prefect_server):
 def params(tiny_dataset, s3_server):
     bucket = s3_server.create_bucket("e2e")
     overrides = [
-        f"dataset.annotations={tiny_dataset['annotations']}",
-        f"dataset.dataset={tiny_dataset['dataset']}",
-        "dataset.image_size=[32,32]",
-        "model.name=MobileNetV3_small",
-        "train_params.train_batch_size=16",
-        "train_params.num_workers=0",
-        "scheduler.warmup_steps=5",
-        "synthetic.generate_if_missing=false",
+        *tiny_dotlist(tiny_dataset),
         "tracking.tensorboard=false",
         f"storage.experiment={EXPERIMENT}",
         f"storage.endpoint_url={s3_server.endpoint_url}",

@@ -32,6 +32,7 @@ from handgesture.storage import (
 )
 from handgesture.training import run_training
 from tests.s3_fixtures import MotoServer
+from tests.tiny import tiny_dotlist
 
 pytestmark = pytest.mark.s3
 
@@ -40,20 +41,6 @@ AWS_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAUL
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
-
-
-def tiny_overrides(tiny_dataset) -> list[str]:
-    """The flow's dotlist for the same tiny set-up as conftest's `tiny_config`."""
-    return [
-        f"dataset.annotations={tiny_dataset['annotations']}",
-        f"dataset.dataset={tiny_dataset['dataset']}",
-        "dataset.image_size=[32,32]",
-        "model.name=MobileNetV3_small",
-        "train_params.train_batch_size=16",
-        "train_params.num_workers=0",
-        "scheduler.warmup_steps=5",
-        "synthetic.generate_if_missing=false",
-    ]
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -221,7 +208,7 @@ def flow_run(prefect_harness, tiny_dataset, s3_env: MotoServer, bucket: str, sha
     if "flow" not in shared:
         from flows.train import train_hand_gesture_classifier
 
-        overrides = tiny_overrides(tiny_dataset) + [
+        overrides = tiny_dotlist(tiny_dataset) + [
             f"storage.endpoint_url={s3_env.endpoint_url}",
             f"storage.experiment={FLOW_EXPERIMENT}",
             "train_params.epochs=2",
@@ -533,7 +520,7 @@ def test_secret_from_saved_block_is_written_nowhere(
 
     params = {
         "config": "configs/demo.yaml",
-        "overrides": tiny_overrides(tiny_dataset)
+        "overrides": tiny_dotlist(tiny_dataset)
         + [f"storage.block=aws-credentials/{name}", "storage.experiment=leak"],
         "storage": f"s3://{bucket}/runs",
     }
