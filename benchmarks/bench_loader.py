@@ -1,6 +1,6 @@
-"""Loader throughput per core: naive PIL full-frame path vs HandCropDataset vs the crop cache.
+"""Loader throughput per core: HaGRID's full-frame path vs HandCropDataset vs the crop cache.
 
-    .venv/bin/python benchmarks/bench_loader.py [--images 300] [--size 224] [--fmt raw|jpeg]
+    .venv/bin/python benchmarks/bench_loader.py [--images 300] [--size 224] [--fmt raw|jpeg] [--workers 2]
 
 Writes synthetic 1920x1080 HaGRID-format JPEGs to a temp folder, prepares the crop cache (timed
 separately), then reads every sample once per path with a single process (num_workers=0 figures are per core).
@@ -9,27 +9,29 @@ separately), then reads every sample once per path with a single process (num_wo
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import tempfile
 import time
 
-import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
+from torchvision.transforms.functional import convert_image_dtype, pil_to_tensor
 
 from handgesture.data.annotations import read_annotations
 from handgesture.data.cache import prepare_cache
-from handgesture.data.dataset import HandCropDataset
+from handgesture.data.dataset import HandCropDataset, make_loader
 from handgesture.data.geometry import crop_scale, square_crop_box
 
 TARGETS = ["call", "fist", "palm", "peace", "like", "no_gesture"]
 
 
 def naive(sample, size: int, scale: float) -> torch.Tensor:
-    """HaGRID's classifier path: PIL open + full decode, crop (padded), resize, per sample."""
+    """HaGRID's classifier: PIL open + full decode, crop, ImageOps.pad (resize + pad), to a float tensor."""
     frame = Image.open(sample.image).convert("RGB")
     x0, y0, x1, y1 = square_crop_box(sample.box, frame.width, frame.height, scale)
-    crop = frame.crop((x0, y0, x1, y1)).resize((size, size), Image.BILINEAR)  # PIL zero-pads outside
-    return torch.from_numpy(np.array(crop)).permute(2, 0, 1)
+    crop = ImageOps.pad(frame.crop((x0, y0, x1, y1)), (size, size), color=(0, 0, 0))
+    return convert_image_dtype(pil_to_tensor(crop))
 
 
 def rate(fn, keys) -> float:
@@ -39,11 +41,21 @@ def rate(fn, keys) -> float:
     return len(keys) / (time.perf_counter() - start)
 
 
+def loader_rate(dataset, keys, workers: int) -> float:
+    """Images per second through a DataLoader with ``workers`` processes (batches of 64)."""
+    loader = make_loader(dataset, batch_size=64, sampler=keys, num_workers=workers, prefetch_factor=4)
+    start = time.perf_counter()
+    count = sum(len(batch["image"]) for batch in loader)
+    return count / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--fmt", default="raw", choices=["raw", "jpeg"])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved passes per path; median shown")
+    parser.add_argument("--workers", type=int, default=0, help="also time a DataLoader with this many")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,18 +68,32 @@ def main() -> None:
         prep = len(samples) / (time.perf_counter() - start)
         keys = [(i, 1000 + i) for i in range(len(samples))]
         full, cached = HandCropDataset(samples, size, train=True), cache.dataset(train=True)
-        rates = {
-            "naive (PIL full frame)": rate(
-                lambda k: naive(samples[k[0]], args.size, crop_scale(k[1], True)), keys
+        paths = {
+            "naive (HaGRID: PIL full frame, pad)": lambda k: naive(
+                samples[k[0]], args.size, crop_scale(k[1], True)
             ),
-            "HandCropDataset (torchvision full frame)": rate(full.__getitem__, keys),
-            f"CachedCropDataset ({args.fmt})": rate(cached.__getitem__, keys),
+            "HandCropDataset (torchvision full frame)": full.__getitem__,
+            f"CachedCropDataset ({args.fmt} rows)": cached.__getitem__,
         }
-        base = rates["naive (PIL full frame)"]
-        print(f"{len(samples)} samples from {info['images']} 1920x1080 frames, image_size {size}, 1 process")
-        print(f"cache preparation (1 process): {prep:.1f} samples/s, {cache.folder.stat().st_size} B folder")
+        runs = {name: [] for name in paths}
+        for _ in range(args.repeats):
+            for name, fn in paths.items():
+                runs[name].append(rate(fn, keys))
+        rates = {name: statistics.median(values) for name, values in runs.items()}
+        base = rates["naive (HaGRID: PIL full frame, pad)"]
+        frames = {s.image for s in samples}
+        frame_kb = sum(os.path.getsize(f) for f in frames) / len(frames) / 1024
+        print(
+            f"{len(samples)} samples from {len(frames)} 1920x1080 JPEG frames (mean {frame_kb:.0f} KiB), "
+            f"image_size {size}, 1 process, median of {args.repeats}"
+        )
+        row_kb = cache.summary()["bytes"] / len(samples) / 1024
+        print(f"cache preparation (1 process): {prep:.1f} samples/s; {row_kb:.0f} KiB per sample cached")
         for name, value in rates.items():
             print(f"{name:44s} {value:8.1f} img/s/core  x{value / base:.1f} vs naive")
+        if args.workers:
+            value = loader_rate(cached, keys * 4, args.workers)
+            print(f"DataLoader over the cache, {args.workers} workers: {value:.1f} img/s in all")
 
 
 def generate(out, per_class):

@@ -1,7 +1,7 @@
 """The `retrain-hand-gesture-classifier` flow: fine-tune the experiment's current best on today's data and
 promote the new model only if it beats the current best on the same validation split.
 
-load-config -> current-best -> train (checkpoint.resume_mode=finetune) -> persist -> promote.
+load-config -> prepare-data -> current-best -> train (checkpoint.resume_mode=finetune) -> persist -> promote.
 Deployed on a daily cron as `scheduled-retrain` (prefect.yaml).
 """
 
@@ -18,6 +18,7 @@ from prefect import flow  # noqa: E402
 from pydantic import Field  # noqa: E402
 from tasks.load_config import load_config_task  # noqa: E402
 from tasks.persist import persist_task  # noqa: E402
+from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.promote import current_best_task, promote_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
@@ -38,6 +39,7 @@ def retrain_hand_gesture_classifier(
         min_improvement: Promote only if validation gesture F1 beats the current best by more than this.
     """
     resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
+    prepare_data_task(resolved)
     base = current_best_task(resolved)
     result = train_task(resolved, base)
     summary = persist_task(resolved, result, config)

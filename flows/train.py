@@ -1,4 +1,4 @@
-"""The `train-hand-gesture-classifier` flow: load-config -> train -> persist.
+"""The `train-hand-gesture-classifier` flow: load-config -> prepare-data -> train -> persist.
 
 Run it like the tutorial's flow:
     python flows/train.py --model ResNet18 --epochs 1 --resume runs/.../best_model.pth [key=value ...]
@@ -16,6 +16,7 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
 from prefect import flow  # noqa: E402
 from tasks.load_config import load_config_task  # noqa: E402
 from tasks.persist import persist_task  # noqa: E402
+from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
 RESUME_HELP = (
@@ -45,6 +46,7 @@ def train_hand_gesture_classifier(
         storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
     """
     resolved = load_config_task(config, overrides, storage)
+    prepare_data_task(resolved)
     result = train_task(resolved, resume or None)
     return persist_task(resolved, result, config)
 

@@ -6,18 +6,16 @@ import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from handgesture.config import Config
-from handgesture.data.annotations import AnnotationSet, DataError, read_annotations, split_by_user
-from handgesture.data.cache import prepare_cache
+from handgesture.data.annotations import AnnotationSet, read_annotations, split_by_user
 from handgesture.data.dataset import EpochSampler, HandCropDataset, make_loader
-from handgesture.data.synthetic import generate_synthetic
 from handgesture.engine import Trainer
 from handgesture.models import build_model
+from handgesture.prepare import crop_cache
 
 log = logging.getLogger(__name__)
 
@@ -51,33 +49,12 @@ class DataBundle:
     missing_images: int
 
 
-def ensure_dataset(config: Config) -> None:
-    """The demo's data: generate a HaGRID-format synthetic dataset once, when asked to and absent."""
-    annotations = Path(config.dataset.annotations)
-    if not config.synthetic.generate_if_missing or annotations.is_dir():
-        return
-    if annotations.parent != Path(config.dataset.dataset).parent:
-        raise DataError(
-            "synthetic.generate_if_missing needs dataset.annotations and dataset.dataset in one folder "
-            f"(got {annotations} and {config.dataset.dataset})"
-        )
-    log.info("generating a synthetic HaGRID-format dataset in %s (first use)", annotations.parent)
-    generate_synthetic(
-        annotations.parent,
-        per_class=config.synthetic.per_class,
-        targets=config.dataset.targets,
-        users=config.synthetic.users,
-        frame_size=tuple(config.synthetic.frame_size),
-        seed=config.random_state,
-    )
-
-
 def build_data(config: Config, device: torch.device) -> DataBundle:
     ds, params = config.dataset, config.train_params
     found = read_annotations(ds.annotations, ds.dataset, ds.targets, ds.subset)
     train, val = split_by_user(found.samples, config.random_state, ds.val_fraction)
     size = (ds.image_size[0], ds.image_size[1])
-    crops = _crop_dataset_factory(config, found.samples, size)
+    crops = _crop_dataset_factory(config, found.samples, size, ds.annotations)
     loader_args = {
         "num_workers": params.num_workers,
         "prefetch_factor": params.prefetch_factor,
@@ -110,15 +87,12 @@ def build_data(config: Config, device: torch.device) -> DataBundle:
     )
 
 
-def _crop_dataset_factory(config: Config, samples, size) -> Callable:
-    """(samples, train) -> dataset: full-frame crops, or with `dataset.cache_dir` crops from a cache prepared
-    once for ``samples`` (keyed by their content, so a changed dataset or image size prepares a new one)."""
-    if not config.dataset.cache_dir:
+def _crop_dataset_factory(config: Config, samples, size, annotations: str) -> Callable:
+    """(samples, train) -> dataset: crops from the crop cache of ``samples`` (prepared once, keyed by their
+    content), or from the full frames when `dataset.cache_dir` is null."""
+    cache = crop_cache(config, samples, annotations)
+    if cache is None:
         return lambda subset, train: HandCropDataset(subset, size, train=train)
-    cache = prepare_cache(
-        samples, size, config.dataset.cache_dir, workers=config.train_params.num_workers,
-        annotation_files=sorted(Path(config.dataset.annotations).glob("*.json")),
-    )  # fmt: skip
     return lambda subset, train: cache.dataset(subset, train=train)
 
 
@@ -135,7 +109,9 @@ def _test_batches(config: Config, size, loader_args: dict) -> Callable[[], Itera
     found: AnnotationSet = read_annotations(
         config.dataset.test_annotations, config.dataset.dataset, config.dataset.targets, config.dataset.subset
     )
-    test_set = _crop_dataset_factory(config, found.samples, size)(found.samples, False)
+    test_set = _crop_dataset_factory(config, found.samples, size, config.dataset.test_annotations)(
+        found.samples, False
+    )
     return _eval_batches(test_set, config.train_params.test_batch_size, loader_args)
 
 

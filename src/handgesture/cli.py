@@ -1,4 +1,5 @@
-"""The `handgesture` command: make synthetic data, train (the Prefect flow), inspect a checkpoint."""
+"""The `handgesture` command: make synthetic data, prepare crop caches, train (the Prefect flow), inspect a
+checkpoint."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handgesture", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="{synth,train,inspect}")
+    commands = parser.add_subparsers(required=True, metavar="{synth,prepare,train,inspect}")
     synth = commands.add_parser("synth", help="write a synthetic dataset in HaGRID's format")
     synth.add_argument("out_dir")
     synth.add_argument("--per-class", type=int, default=40, help="images per gesture (default 40)")
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--test-per-class", type=int, default=0, help="also write a test split")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(handler=_synth)
+    prepare = commands.add_parser("prepare", help="build (or fetch) the crop caches training reads")
+    prepare.add_argument("--config", help="config YAML merged over configs/default.yaml")
+    prepare.add_argument("overrides", nargs="*", metavar="key=value", help="dotlist config overrides")
+    prepare.set_defaults(handler=_prepare)
     commands.add_parser("train", help="run the training flow (see `handgesture train --help`)")
     inspect = commands.add_parser("inspect", help="print what a checkpoint or run holds")
     inspect.add_argument("uri", help="checkpoint file, run folder, file:// or s3:// URI")
@@ -60,6 +65,17 @@ def _synth(args: argparse.Namespace) -> int:
         test_per_class=args.test_per_class,
     )
     print(json.dumps(written, indent=2, default=str))
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    import logging
+
+    from handgesture.config import load_config
+    from handgesture.prepare import prepare_data
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(prepare_data(load_config(args.config, args.overrides)), indent=2))
     return 0
 
 

@@ -16,11 +16,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from handgesture import checkpoint as ckpt
-from handgesture.assemble import build_data, build_trainer, ensure_dataset, pick_device, seed_everything
+from handgesture.assemble import build_data, build_trainer, pick_device, seed_everything
 from handgesture.committer import Committer, stop_on_sigterm
 from handgesture.config import Config, config_hash, to_dict, to_yaml
 from handgesture.data.annotations import DataError
 from handgesture.engine import BEST_METRIC, Hooks, Trainer, fit
+from handgesture.prepare import ensure_dataset
 from handgesture.restore import s3_settings, shape_of, start_point
 from handgesture.run_outputs import (
     best_scalars,

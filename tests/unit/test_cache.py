@@ -2,13 +2,16 @@
 
 import json
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from handgesture.data.annotations import read_annotations
-from handgesture.data.cache import CachedCropDataset, prepare_cache
+from handgesture.data.cache import prepare_cache
+from handgesture.data.cached_dataset import CachedCropDataset
 from handgesture.data.dataset import HandCropDataset
 from handgesture.data.geometry import square_crop_box
 from handgesture.data.synthetic import generate_synthetic
@@ -46,13 +49,15 @@ def test_cached_crops_match_full_frame_crops(data, tmp_path, size):
         assert diff[:, 1:-1, 1:-1].max() < 40 and diff.max() < 64, key
 
 
-def test_eval_dataset_and_rows_kept_as_cut_are_exact(data, tmp_path):
+def test_eval_dataset_and_rows_kept_as_cut_match_within_rounding(data, tmp_path):
     _, _, samples = data
-    cache = prepare_cache(samples, SIZE, tmp_path, side=512)  # no row shrunk: every crop is exact
+    cache = prepare_cache(samples, SIZE, tmp_path, side=512)  # no row shrunk: whole-pixel windows
     ref, cached = HandCropDataset(samples, SIZE, train=False), cache.dataset(samples[3:], train=False)
     assert len(cached) == len(samples) - 3
     for i in range(len(cached)):
-        assert torch.equal(ref[i + 3]["image"], cached[(i, 99)]["image"])
+        # The same filter on the same pixels; PIL's fixed-point weights round differently by at most 1.
+        diff = (ref[i + 3]["image"].int() - cached[(i, 99)]["image"].int()).abs()
+        assert diff.max() <= 1, i
 
 
 def test_jpeg_format_is_close(data, tmp_path):
@@ -75,12 +80,25 @@ def test_reused_when_unchanged_new_key_when_changed(data, tmp_path):
     ann = sorted(os.listdir(info["annotations"]))[0]
     ann = os.path.join(info["annotations"], ann)
     assert prepare_cache(samples, SIZE, tmp_path, annotation_files=[ann]).folder != first.folder
-    st = os.stat(samples[0].image)
-    os.utime(samples[0].image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # an image rewritten
+    image = samples[0].image
+    original = Path(image).read_bytes()
     try:
+        with open(image, "ab") as fh:  # an image rewritten: its byte size changes
+            fh.write(b"\0")
         assert prepare_cache(samples, SIZE, tmp_path).folder != first.folder
     finally:
-        os.utime(samples[0].image, ns=(st.st_atime_ns, st.st_mtime_ns))
+        Path(image).write_bytes(original)
+
+
+def test_key_does_not_depend_on_where_the_dataset_lives(data, tmp_path):
+    out, info, samples = data
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out, moved)  # a copy on another machine: other paths, other mtimes
+    copied = read_annotations(moved / "annotations", moved / "images", TARGETS).samples
+    first = prepare_cache(samples, SIZE, tmp_path / "cache")
+    again = prepare_cache(copied, SIZE, tmp_path / "cache")
+    assert again.folder == first.folder and again.origin == "reused"
+    assert torch.equal(first.dataset(train=True)[(2, 5)]["image"], again.dataset(train=True)[(2, 5)]["image"])
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "stale_key", "no_index"])

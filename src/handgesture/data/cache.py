@@ -2,14 +2,16 @@
 
 Row ``i`` holds sample ``i``'s square at the largest augmentation scale (``max_scale`` x the box's longer
 side, zero-padded outside the frame, exactly ``crop_square(frame, square_crop_box(box, W, H, max_scale))``),
-shrunk to ``side`` x ``side`` when larger (never enlarged: a smaller square is kept as cut, so its crops are
-exact). A crop at scale ``s <= max_scale`` is the matching sub-square of that row, resized to ``image_size``.
+shrunk to ``side`` x ``side`` when larger (never enlarged: a smaller square is kept as cut). ``side`` defaults
+to ``max_scale x image_size``, the resolution training needs: a crop at scale 1 then still has
+``image_size`` cached pixels. Crops are taken from rows by :mod:`handgesture.data.cached_dataset`.
 
-Layout of ``<cache_dir>/crops-<key>/``: ``crops.bin`` (rows back to back: raw uint8 [3, side, side], or JPEG
-at ``quality``), ``rows.npy`` (int64 [N, 5]: offset, length, frame_w, frame_h, row side; length 0 = the image
-was unreadable), and ``index.json`` (written last: key, settings, sizes and sha256 of both files). The key
-digests the samples, the annotation files' bytes, each image's size and mtime, and the settings, so a changed
-dataset or setting lands in a new folder; a folder whose files disagree with its index is rebuilt.
+Layout of ``<cache_dir>/crops-<key>/``: ``crops.bin`` (rows back to back, interleaved RGB: raw uint8
+[side, side, 3], or JPEG at ``quality``), ``rows.npy`` (int64 [N, 5]: offset, length, frame_w, frame_h, row
+side; length 0 = the image was unreadable), and ``index.json`` (written last: key, settings, sizes and sha256
+of both files). The key digests the settings, the annotation files (name and bytes) and every sample with
+its image's ``<gesture>/<file>`` name and byte size; no absolute paths or mtimes, so a copy of the dataset on
+another machine has the same key and can use a cache prepared elsewhere (:mod:`handgesture.data.cache_share`).
 """
 
 from __future__ import annotations
@@ -17,28 +19,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg, read_file
 
 from handgesture.data.annotations import Sample
-from handgesture.data.dataset import crop_square, resize_and_pad
-from handgesture.data.geometry import crop_scale, fit_size, pad_offsets, square_crop_box
+from handgesture.data.cache_build import write_rows
+from handgesture.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-FORMATS = ("jpeg", "raw")
+FORMAT_VERSION = 3  # 3: rows interleaved (H, W, C), so PIL resamples them without a copy
+FORMATS = ("raw", "jpeg")
+DATA_FILES = ("crops.bin", "rows.npy")
+INDEX = "index.json"
+
+# Folders verified in this process: (folder, key) -> the files' sizes and mtimes then. The prepare task and
+# the train task run in one process; hashing a large cache once per run is enough unless a file changed.
+# Like git's "racily clean" rule: a file written within the last seconds may change again without its
+# mtime moving (coarse timestamps), so such a folder is not remembered.
+_verified: dict[tuple[str, str], tuple] = {}
+_RACY_NS = 3 * 10**9
 
 
 @dataclass(frozen=True)
@@ -50,126 +56,45 @@ class CacheSettings:
     version: int = FORMAT_VERSION
 
 
-def _digest(samples, settings: CacheSettings, annotation_files) -> str:
-    """sha256 of everything the rows depend on; image files by size + mtime (a stat, not a read)."""
+def _image_name(path: str) -> str:
+    return "/".join(Path(path).parts[-2:])  # HaGRID's <gesture>/<image_id>.jpg, wherever the dataset lives
+
+
+def cache_key(samples, settings: CacheSettings, annotation_files=()) -> str:
+    """sha256 of everything the rows depend on; images by name and byte size (a stat, not a read)."""
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
-    for path in sorted(str(p) for p in annotation_files):
-        h.update(f"\0ann\0{path}\0".encode())
-        h.update(Path(path).read_bytes())
-    stats: dict[str, tuple[int, int]] = {}
+    for path in sorted(Path(p) for p in annotation_files):
+        h.update(f"\0ann\0{path.name}\0".encode())
+        h.update(path.read_bytes())
+    sizes: dict[str, int] = {}
     for s in samples:
-        if s.image not in stats:
+        if s.image not in sizes:
             try:
-                st = os.stat(s.image)
-                stats[s.image] = (st.st_size, st.st_mtime_ns)
+                sizes[s.image] = os.stat(s.image).st_size
             except OSError:
-                stats[s.image] = (-1, -1)
-        h.update(
-            json.dumps([s.image, list(s.box), s.gesture, s.leading_hand, s.user_id, stats[s.image]]).encode()
-        )
+                sizes[s.image] = -1
+        fields = [_image_name(s.image), list(s.box), s.gesture, s.leading_hand, s.user_id, sizes[s.image]]
+        h.update(json.dumps(fields).encode())
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _axis_weights(start: float, length: float, out: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Taps and weights of an antialiased linear resampling of ``[start, start + length)`` to ``out`` pixels.
-
-    The same triangle filter as ``F.interpolate(mode="bilinear", antialias=True)``, but the window may start
-    and end between pixels, so a sub-square of a shrunk row lands where the frame's own crop would.
-    """
-    scale = length / out
-    support, inv = max(scale, 1.0), 1.0 / max(scale, 1.0)
-    centres = start + scale * (torch.arange(out, dtype=torch.float64) + 0.5)
-    # Taps stop at the window's edges, as interpolate's stop at the edges of the frame's own crop.
-    lo = torch.floor(centres - support + 0.5).clamp(max(0, math.floor(start)), size)
-    hi = torch.floor(centres + support + 0.5).clamp(0, min(size, math.ceil(start + length)))
-    taps = lo[:, None] + torch.arange(int(2 * support) + 3, dtype=torch.float64)
-    weights = (1.0 - ((taps - centres[:, None] + 0.5) * inv).abs()).clamp(min=0.0) * (taps < hi[:, None])
-    weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-12)
-    return taps.clamp(max=size - 1).long(), weights.float()
-
-
-def resample_window(square, x0: float, y0: float, side: float, fitted, image_size) -> torch.Tensor:
-    """The fractional window (x0, y0, side) of a uint8 [C, S, S] square resized to ``fitted``, zero-padded."""
-    rows, row_w = _axis_weights(y0, side, fitted[0], square.shape[-2])
-    cols, col_w = _axis_weights(x0, side, fitted[1], square.shape[-1])
-    image = (square.float()[:, rows] * row_w[None, :, :, None]).sum(2)  # [C, h, W]
-    image = (image[:, :, cols] * col_w[None, None]).sum(3)  # [C, h, w]
-    image = image.round_().clamp_(0, 255).to(torch.uint8)
-    return F.pad(image, pad_offsets(fitted, image_size))
-
-
-def _encode_group(job) -> list[tuple[bytes, int, int, int]]:
-    """Rows for the boxes of one image: (bytes, frame_w, frame_h, side); empty bytes when unreadable."""
-    image, boxes, settings = job
-    torch.set_num_threads(1)
-    try:
-        frame = decode_jpeg(read_file(image), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError, ValueError) as exc:
-        log.warning("Cache: unreadable image %s: %s", image, str(exc).strip().splitlines()[-1:])
-        return [(b"", 0, 0, 0)] * len(boxes)
-    _, frame_h, frame_w = frame.shape
-    rows = []
-    for box in boxes:
-        square = crop_square(frame, square_crop_box(box, frame_w, frame_h, settings.max_scale))
-        if square.shape[-1] > settings.side:
-            square = resize_and_pad(square, (settings.side, settings.side))
-        if settings.fmt == "jpeg":
-            data = encode_jpeg(square, quality=settings.quality).numpy().tobytes()
-        else:
-            data = square.contiguous().numpy().tobytes()
-        rows.append((data, frame_w, frame_h, square.shape[-1]))
-    return rows
-
-
-def _write_rows(samples, settings: CacheSettings, folder: Path, workers: int) -> int:
-    """Write crops.bin and rows.npy into ``folder``; returns the number of unreadable rows."""
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(samples):  # decode each frame once, however many boxes it holds
-        groups.setdefault(s.image, []).append(i)
-    jobs = [(image, [samples[i].box for i in rows], settings) for image, rows in groups.items()]
-    table = np.zeros((len(samples), 5), dtype=np.int64)
-    offset, unreadable = 0, 0
-    pool = ProcessPoolExecutor(workers) if workers > 0 else None
-    try:
-        results = pool.map(_encode_group, jobs, chunksize=16) if pool else map(_encode_group, jobs)
-        with open(folder / "crops.bin", "wb") as out:
-            for rows, encoded in zip(groups.values(), results, strict=True):
-                for i, (data, frame_w, frame_h, side) in zip(rows, encoded, strict=True):
-                    out.write(data)
-                    table[i] = (offset, len(data), frame_w, frame_h, side)
-                    offset += len(data)
-                    unreadable += not data
-            out.flush()
-            os.fsync(out.fileno())
-    finally:
-        if pool:
-            pool.shutdown()
-    np.save(folder / "rows.npy", table)
-    return unreadable
-
-
-def _file_entry(path: Path) -> dict:
-    return {"size": path.stat().st_size, "sha256": _sha256(path)}
-
-
-def _check(folder: Path, key: str) -> dict | None:
+def verify_folder(folder: Path, key: str) -> dict | None:
     """The folder's index when it is complete and matches ``key``; None (and why, logged) otherwise."""
     try:
-        index = json.loads((folder / "index.json").read_text())
-        for name in ("crops.bin", "rows.npy"):
+        index = json.loads((folder / INDEX).read_text())
+        stamp = tuple(
+            (st.st_size, st.st_mtime_ns) for st in (os.stat(folder / n) for n in (INDEX, *DATA_FILES))
+        )
+        if _verified.get((str(folder), key)) == stamp:
+            return index
+        for name in DATA_FILES:
             expected, path = index["files"][name], folder / name
-            if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
                 raise ValueError(f"{name} does not match the index (truncated or modified)")
         if index["key"] != key:
             raise ValueError("index key does not match the folder's dataset and settings (stale)")
+        if time.time_ns() - max(mtime for _, mtime in stamp) > _RACY_NS:
+            _verified[(str(folder), key)] = stamp
         return index
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if folder.exists():
@@ -185,9 +110,31 @@ class CropCache:
     settings: CacheSettings
     rows: np.ndarray  # int64 [N, 5]: offset, length, frame_w, frame_h, row side
     unreadable: int
+    origin: str  # "reused", "downloaded" or "prepared"
 
-    def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
+    def dataset(self, samples: list[Sample] | None = None, train: bool = False):
+        from handgesture.data.cached_dataset import CachedCropDataset
+
         return CachedCropDataset(self, self.samples if samples is None else samples, train)
+
+    def summary(self) -> dict:
+        return {
+            "folder": str(self.folder),
+            "samples": len(self.samples),
+            "unreadable": self.unreadable,
+            "origin": self.origin,
+            "bytes": sum((self.folder / name).stat().st_size for name in DATA_FILES),
+        }
+
+
+def cache_settings(image_size, max_scale=2.0, side=None, fmt="raw", quality=95) -> CacheSettings:
+    size = (int(image_size[0]), int(image_size[1]))
+    if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0 or not 1 <= quality <= 100:
+        raise ValueError(
+            f"crop cache needs fmt in {FORMATS}, max_scale >= 1, image_size > 0 and quality in 1..100; "
+            f"got fmt={fmt!r}, max_scale={max_scale}, image_size={size}, quality={quality}"
+        )
+    return CacheSettings(int(side or round(max_scale * max(size))), float(max_scale), fmt, int(quality))
 
 
 def prepare_cache(
@@ -201,112 +148,50 @@ def prepare_cache(
     quality: int = 95,
     workers: int = 0,
     annotation_files=(),
+    share=None,
 ) -> CropCache:
     """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir``; see the module docstring.
 
-    ``side`` defaults to ``2 * max(image_size)``, so a crop at scale 1 still has at least ``image_size``
-    cached pixels. ``workers`` > 0 decodes frames in that many processes.
+    ``workers`` > 0 decodes frames in that many processes. ``share`` (a :class:`CacheShare`) is where
+    prepared caches are shared between machines: fetched from it before preparing, published to it after.
     """
     samples = list(samples)
-    size = (int(image_size[0]), int(image_size[1]))
-    if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0:
-        raise ValueError(
-            f"need fmt in {FORMATS}, max_scale >= 1, image_size > 0; got {fmt}, {max_scale}, {size}"
-        )
-    settings = CacheSettings(int(side or 2 * max(size)), float(max_scale), fmt, int(quality))
-    key = _digest(samples, settings, annotation_files)
-    root = Path(cache_dir)
-    folder = root / f"crops-{key[:24]}"
-    index = _check(folder, key)
+    settings = cache_settings(image_size, max_scale, side, fmt, quality)
+    key = cache_key(samples, settings, annotation_files)
+    folder = Path(cache_dir) / f"crops-{key[:24]}"
+    index, origin = verify_folder(folder, key), "reused"
+    if index is None and share is not None:
+        index, origin = share.fetch(folder, key), "downloaded"
     if index is None:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=root))
-        try:
-            log.info("Preparing crop cache of %d samples in %s", len(samples), folder)
-            unreadable = _write_rows(samples, settings, tmp, workers)
-            index = {
-                "key": key,
-                "settings": asdict(settings),
-                "count": len(samples),
-                "unreadable": unreadable,
-            }
-            index["files"] = {name: _file_entry(tmp / name) for name in ("crops.bin", "rows.npy")}
-            (tmp / "index.json").write_text(json.dumps(index, indent=1))
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        index = _check(folder, key)
-        if index is None:
-            raise RuntimeError(f"crop cache {folder} failed its own check right after being written")
+        index, origin = _build(samples, settings, key, folder, workers), "prepared"
+    if share is not None and origin != "downloaded":
+        share.publish(folder)
     if index["unreadable"]:
-        log.warning(
-            "Crop cache %s: %d samples were unreadable and will be skipped", folder, index["unreadable"]
-        )
+        log.warning("Crop cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
+    size = (int(image_size[0]), int(image_size[1]))
     rows = np.load(folder / "rows.npy")
-    return CropCache(folder, samples, size, settings, rows, int(index["unreadable"]))
+    return CropCache(folder, samples, size, settings, rows, int(index["unreadable"]), origin)
 
 
-class CachedCropDataset(Dataset):
-    """``HandCropDataset``'s contract (int key: scale 1; ``(index, seed)``: ``crop_scale(seed, train)``),
-    read from a ``CropCache``; ``samples`` must be samples of the cache (a split of them, say)."""
+def _build(samples, settings: CacheSettings, key: str, folder: Path, workers: int) -> dict:
+    """Write the cache into a temp folder next to ``folder``, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        log.info("Preparing crop cache of %d samples in %s", len(samples), folder)
+        unreadable = write_rows(samples, settings, tmp, workers)
+        index = {"key": key, "settings": asdict(settings), "count": len(samples), "unreadable": unreadable}
+        index["files"] = {name: _file_entry(tmp / name) for name in DATA_FILES}
+        (tmp / INDEX).write_text(json.dumps(index, indent=1))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    index = verify_folder(folder, key)
+    if index is None:
+        raise RuntimeError(f"crop cache {folder} failed its own check right after being written")
+    return index
 
-    def __init__(self, cache: CropCache, samples: list[Sample], train: bool):
-        row_of = {s: i for i, s in enumerate(cache.samples)}
-        missing = [s.image for s in samples if s not in row_of]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} samples are not in crop cache {cache.folder}, e.g. {missing[0]}"
-            )
-        self.samples, self.train = list(samples), train
-        self.rows = cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
-        self.image_size, self.settings = cache.image_size, cache.settings
-        self.path = str(cache.folder / "crops.bin")
-        self._fd: tuple[int, int] | None = None  # (pid, fd): opened lazily, once per worker process
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getstate__(self):
-        return {**self.__dict__, "_fd": None}
-
-    def _read(self, offset: int, length: int) -> bytes:
-        if self._fd is None or self._fd[0] != os.getpid():
-            self._fd = (os.getpid(), os.open(self.path, os.O_RDONLY))
-        return os.pread(self._fd[1], length, offset)
-
-    def _window(self, box, frame_w: int, frame_h: int, row_side: int, scale: float):
-        """(x0, y0, side, frame_side) of the frame square at ``scale`` in the row's (fractional) pixels."""
-        if scale > self.settings.max_scale:
-            raise ValueError(f"crop scale {scale} exceeds the cache's max_scale {self.settings.max_scale}")
-        big = square_crop_box(box, frame_w, frame_h, self.settings.max_scale)
-        crop = square_crop_box(box, frame_w, frame_h, scale)
-        factor = row_side / (big[2] - big[0])
-        side = crop[2] - crop[0]
-        return (crop[0] - big[0]) * factor, (crop[1] - big[1]) * factor, side * factor, side
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            index, seed = key
-            scale = crop_scale(seed, self.train)
-        else:
-            index, scale = int(key), 1.0
-        offset, length, frame_w, frame_h, side = (int(v) for v in self.rows[index])
-        if length == 0:
-            return None  # unreadable when the cache was prepared (counted in CropCache.unreadable)
-        data = torch.frombuffer(bytearray(self._read(offset, length)), dtype=torch.uint8)
-        square = (
-            decode_jpeg(data, mode=ImageReadMode.RGB)
-            if self.settings.fmt == "jpeg"
-            else data.view(3, side, side)
-        )
-        sample = self.samples[index]
-        x0, y0, sub, frame_side = self._window(sample.box, frame_w, frame_h, side, scale)
-        if sub == frame_side:
-            x0, y0, sub = round(x0), round(y0), round(sub)  # a row kept as cut: integers, same code, exact
-            image = resize_and_pad(square[:, y0 : y0 + sub, x0 : x0 + sub], self.image_size)
-        else:
-            image = resample_window(
-                square, x0, y0, sub, fit_size(frame_side, self.image_size), self.image_size
-            )
-        return {"image": image, "gesture": sample.gesture, "leading_hand": sample.leading_hand}
+def _file_entry(path: Path) -> dict:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}

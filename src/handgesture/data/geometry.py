@@ -71,8 +71,11 @@ def pad_offsets(fitted: tuple[int, int], image_size: tuple[int, int]) -> tuple[i
     return left, width - w - left, top, height - h - top
 
 
+MAX_CROP_SCALE = 2.0  # crop caches hold each hand's square at this scale
+
+
 def crop_scale(rng_seed: int, train: bool) -> float:
-    """Crop scale: 1.0 for evaluation; for training uniform in [1, 2), fixed by the sample's seed."""
+    """Crop scale: 1.0 for evaluation; for training uniform in [1, MAX_CROP_SCALE), fixed by the seed."""
     if not train:
         return 1.0
-    return 1.0 + random.Random(rng_seed).random()
+    return 1.0 + (MAX_CROP_SCALE - 1.0) * random.Random(rng_seed).random()

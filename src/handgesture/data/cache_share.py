@@ -1,0 +1,69 @@
+"""Prepared crop caches shared through a store (a local folder or ``s3://``), so a fresh GPU worker downloads
+a cache instead of decoding every frame again.
+
+Under the share's URI each cache is ``crops-<key>/{crops.bin, rows.npy, index.json}``, the same layout as on
+disk; ``index.json`` goes up last, so a cache is visible only once complete. A share is an optimisation: when
+it is unreachable the cache is prepared (or kept) locally and the run goes on, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from handgesture.data.cache import DATA_FILES, INDEX, verify_folder
+from handgesture.storage import ObjectNotFoundError, StorageError, Store
+
+log = logging.getLogger(__name__)
+
+
+class CacheShare:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def fetch(self, folder: Path, key: str) -> dict | None:
+        """Download the shared copy of ``folder`` into place and verify it; None when there is none."""
+        name = folder.name
+        try:
+            index = json.loads(self.store.get_bytes(f"{name}/{INDEX}"))
+        except ObjectNotFoundError:
+            return None
+        except (StorageError, ValueError) as exc:
+            log.warning("Crop cache share %s: cannot read %s (%s); preparing locally", self.store, name, exc)
+            return None
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+        try:
+            log.info("Downloading crop cache %s from %s", name, self.store.uri(name))
+            for file in DATA_FILES:
+                self.store.get_file(f"{name}/{file}", tmp / file)
+            (tmp / INDEX).write_text(json.dumps(index, indent=1))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except StorageError as exc:
+            log.warning(
+                "Crop cache share %s: download of %s failed (%s); preparing locally", self.store, name, exc
+            )
+            return None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        verified = verify_folder(folder, key)
+        if verified is None:
+            log.warning("Crop cache %s from %s failed verification; preparing locally", name, self.store)
+        return verified
+
+    def publish(self, folder: Path) -> None:
+        """Upload ``folder`` unless the share already holds it: data files first, the index last."""
+        name = folder.name
+        try:
+            if self.store.exists(f"{name}/{INDEX}"):
+                return
+            log.info("Uploading crop cache %s to %s", name, self.store.uri(name))
+            for file in (*DATA_FILES, INDEX):
+                self.store.put_file(folder / file, f"{name}/{file}")
+        except StorageError as exc:
+            log.warning("Crop cache share %s: upload of %s failed (%s); kept locally", self.store, name, exc)

@@ -1,0 +1,99 @@
+"""Crops read from a crop cache: ``HandCropDataset``'s contract without decoding a frame.
+
+A crop at scale ``s <= max_scale`` is the matching sub-square of the sample's cached row: a window that may
+start and end between the row's pixels when the row was shrunk. PIL resamples such a fractional window
+directly (``resize(box=...)``, the same antialiased triangle filter as ``F.interpolate(antialias=True)``), in
+about a millisecond, so the crop lands where the full-frame path's would, up to resampling.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from handgesture.data.annotations import Sample
+from handgesture.data.geometry import crop_scale, fit_size, pad_offsets, square_crop_box
+
+
+def crop_window(square: Image.Image, x0: float, y0: float, side: float, fitted) -> torch.Tensor:
+    """The window (x0, y0, side) of ``square`` (fractional row pixels) resized to ``fitted``, as [C, h, w].
+
+    The window is first cut to whole pixels, so the filter's taps stop at its edges, as they do for the
+    full-frame path, which resizes the crop alone.
+    """
+    left, top = math.floor(x0), math.floor(y0)
+    right, bottom = math.ceil(x0 + side), math.ceil(y0 + side)
+    window = square.crop((left, top, right, bottom))
+    box = (x0 - left, y0 - top, x0 - left + side, y0 - top + side)
+    resized = window.resize((fitted[1], fitted[0]), Image.Resampling.BILINEAR, box=box)
+    return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
+
+
+class CachedCropDataset(Dataset):
+    """``HandCropDataset``'s contract (int key: scale 1; ``(index, seed)``: ``crop_scale(seed, train)``),
+    read from a ``CropCache``; ``samples`` must be samples of the cache (a split of them, say)."""
+
+    def __init__(self, cache, samples: list[Sample], train: bool):
+        row_of = {s: i for i, s in enumerate(cache.samples)}
+        missing = [s.image for s in samples if s not in row_of]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} samples are not in crop cache {cache.folder}, e.g. {missing[0]}"
+            )
+        self.samples, self.train = list(samples), train
+        self.rows = cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
+        self.image_size, self.settings = cache.image_size, cache.settings
+        self.path = str(cache.folder / "crops.bin")
+        self._fd: tuple[int, int] | None = None  # (pid, fd): opened lazily, once per worker process
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_fd": None}
+
+    def _read(self, offset: int, length: int) -> bytes:
+        if self._fd is None or self._fd[0] != os.getpid():
+            self._fd = (os.getpid(), os.open(self.path, os.O_RDONLY))
+        return os.pread(self._fd[1], length, offset)
+
+    def _square(self, offset: int, length: int, side: int) -> Image.Image:
+        data = self._read(offset, length)
+        if self.settings.fmt == "raw":
+            return Image.frombuffer("RGB", (side, side), data, "raw", "RGB", 0, 1)
+        decoded = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return Image.fromarray(decoded.permute(1, 2, 0).numpy())
+
+    def _window(self, box, frame_w: int, frame_h: int, row_side: int, scale: float):
+        """(x0, y0, side, frame_side) of the frame square at ``scale`` in the row's (fractional) pixels."""
+        if scale > self.settings.max_scale:
+            raise ValueError(f"crop scale {scale} exceeds the cache's max_scale {self.settings.max_scale}")
+        big = square_crop_box(box, frame_w, frame_h, self.settings.max_scale)
+        crop = square_crop_box(box, frame_w, frame_h, scale)
+        factor = row_side / (big[2] - big[0])
+        side = crop[2] - crop[0]
+        return (crop[0] - big[0]) * factor, (crop[1] - big[1]) * factor, side * factor, side
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            index, seed = key
+            scale = crop_scale(seed, self.train)
+        else:
+            index, scale = int(key), 1.0
+        offset, length, frame_w, frame_h, side = (int(v) for v in self.rows[index])
+        if length == 0:
+            return None  # unreadable when the cache was prepared (counted in CropCache.unreadable)
+        sample = self.samples[index]
+        x0, y0, sub, frame_side = self._window(sample.box, frame_w, frame_h, side, scale)
+        fitted = fit_size(frame_side, self.image_size)
+        image = crop_window(self._square(offset, length, side), x0, y0, sub, fitted)
+        if fitted != self.image_size:
+            image = F.pad(image, pad_offsets(fitted, self.image_size))
+        return {"image": image, "gesture": sample.gesture, "leading_hand": sample.leading_hand}

@@ -1,0 +1,29 @@
+"""prepare-data: the dataset's crop caches, built once (or fetched from `dataset.cache_uri`)."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from handgesture.config import from_dict
+from handgesture.prepare import prepare_data
+from tasks.retry import retry_unless_bad_input
+
+
+# The caches are keyed by content on disk; Prefect's own result caching would only hide a deleted cache.
+@task(
+    name="prepare-data",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=[10],
+    retry_condition_fn=retry_unless_bad_input,
+)
+def prepare_data_task(config: dict) -> dict:
+    logger = get_run_logger()
+    logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())
+    summary = prepare_data(from_dict(config))
+    for split, info in summary["splits"].items():
+        logger.info("%s data: %s", split, info)
+    return summary
