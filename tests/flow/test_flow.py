@@ -15,6 +15,7 @@ def flow_params(tiny_config, tiny_dataset, tmp_path):
     overrides = [
         f"dataset.annotations={tiny_dataset['annotations']}",
         f"dataset.dataset={tiny_dataset['dataset']}",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
         "dataset.image_size=[32,32]",
         "model.name=MobileNetV3_small",
         "train_params.epochs=2",
@@ -25,7 +26,7 @@ def flow_params(tiny_config, tiny_dataset, tmp_path):
     return {"config": "configs/demo.yaml", "overrides": overrides, "storage": str(tmp_path / "runs")}
 
 
-def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_params):
+def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_params, tmp_path):
     from flows.train import train_hand_gesture_classifier
 
     state = train_hand_gesture_classifier(**flow_params, return_state=True)
@@ -50,6 +51,12 @@ def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_para
     assert len(json.loads(by_key["flow-test-metrics"].data)) == 2
     assert by_key["flow-test-progress"].data == 100.0
 
+    tasks = sorted(asyncio.run(_task_runs(state.state_details.flow_run_id)), key=lambda t: t.start_time)
+    names = [t.name.rsplit("-", 1)[0] for t in tasks]  # task run names end in a counter: "train-0"
+    assert names == ["load-config", "prepare-data", "train", "persist"], names
+    assert all(t.state.is_completed() for t in tasks)
+    assert any((tmp_path / "cache").glob("crops-*/index.json"))
+
 
 def test_flow_resumes_a_prior_run_by_folder(prefect_harness, flow_params):
     from flows.train import train_hand_gesture_classifier
@@ -69,6 +76,15 @@ def test_flow_rejects_a_bad_override_before_training(prefect_harness, flow_param
 
     with pytest.raises(ConfigError, match="train_params.epoch"):
         train_hand_gesture_classifier(**{**flow_params, "overrides": ["train_params.epoch=1"]})
+
+
+async def _task_runs(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        return await client.read_task_runs(flow_run_filter=runs)
 
 
 async def _artifacts(flow_run_id):

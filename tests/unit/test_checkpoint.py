@@ -23,6 +23,7 @@ def trained(tiny_dataset, tmp_path_factory):
         [
             f"dataset.annotations={tiny_dataset['annotations']}",
             f"dataset.dataset={tiny_dataset['dataset']}",
+            f"dataset.cache_dir={runs / 'cache'}",
             f"storage.uri={runs}",
             "dataset.image_size=[32,32]",
             "model.name=ResNet18",

@@ -13,6 +13,7 @@ def test_demo_config_learns_the_synthetic_gestures(tmp_path):
         [
             f"dataset.annotations={tmp_path / 'data' / 'annotations'}",
             f"dataset.dataset={tmp_path / 'data' / 'images'}",
+            f"dataset.cache_dir={tmp_path / 'data' / 'cache'}",
             f"storage.uri={tmp_path / 'runs'}",
         ],
     )

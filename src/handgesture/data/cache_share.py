@@ -32,7 +32,7 @@ class CacheShare:
             index = json.loads(self.store.get_bytes(f"{name}/{INDEX}"))
         except ObjectNotFoundError:
             return None
-        except (StorageError, ValueError) as exc:
+        except (StorageError, OSError, ValueError) as exc:
             log.warning("Crop cache share %s: cannot read %s (%s); preparing locally", self.store, name, exc)
             return None
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ class CacheShare:
             (tmp / INDEX).write_text(json.dumps(index, indent=1))
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.warning(
                 "Crop cache share %s: download of %s failed (%s); preparing locally", self.store, name, exc
             )
@@ -65,5 +65,5 @@ class CacheShare:
             log.info("Uploading crop cache %s to %s", name, self.store.uri(name))
             for file in (*DATA_FILES, INDEX):
                 self.store.put_file(folder / file, f"{name}/{file}")
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.warning("Crop cache share %s: upload of %s failed (%s); kept locally", self.store, name, exc)
