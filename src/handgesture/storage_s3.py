@@ -37,8 +37,8 @@ from handgesture.storage import (
     StorageUnreachableError,
     Store,
     _check_key,
-    atomic_target,
 )
+from handgesture.storage_local import atomic_target
 
 DEFAULT_CHAIN = "default AWS credential chain (environment/profile/instance role)"
 BLOCK_TYPES = {

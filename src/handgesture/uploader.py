@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handgesture.storage import StorageError, StorageUnreachableError, Store, atomic_target
+from handgesture.storage import StorageError, StorageUnreachableError, Store
+from handgesture.storage_local import atomic_target
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import pytest
 from handgesture import storage
 from handgesture.storage import (
     SUPPORTED_SCHEMES,
-    LocalStore,
     StorageError,
     cached_download,
     open_store,
     sha256_file,
 )
+from handgesture.storage_local import LocalStore
 
 
 @pytest.fixture
