@@ -90,7 +90,7 @@ class MetricParams:
 @dataclass
 class CheckpointConfig:
     every_n_steps: int = 0  # 0: only at epoch ends
-    every_seconds: float = 0.0  # 0: no time-based checkpoints
+    every_seconds: float = 300.0  # 0: no time-based checkpoints; at most 5 minutes of work lost by default
     keep_last: int = 2
     keep_best: int = 1
     # continue: `resume` restores the full training state (shapes must match);

@@ -13,21 +13,27 @@ from handgesture.storage import _PARTIAL, MiB, ObjectNotFoundError, Store, _chec
 
 
 @contextmanager
-def atomic_target(target: Path) -> Iterator[Path]:
-    """Yield a temp path next to ``target``; on success fsync it, rename it over ``target``, fsync the dir."""
+def atomic_target(target: Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temp path next to ``target``; on success fsync it, rename it over ``target``, fsync the dir.
+
+    ``durable=False`` skips both fsyncs: the file is still never seen half-written, but may not survive a
+    power cut. For copies that only need to outlive the process, like the upload spool.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_PARTIAL, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
 def _fsync_dir(path: Path) -> None:

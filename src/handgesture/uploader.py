@@ -42,16 +42,18 @@ class BackgroundUploader:
         self._thread = threading.Thread(target=self._work, name="handgesture-uploader", daemon=True)
         self._thread.start()
 
+    # Spool copies are not fsynced: they only have to outlive the process (a new process re-commits from its
+    # own checkpoints rather than re-uploading an old spool), and an fsync would block the training step.
     def put_bytes(self, data: bytes, keys: list[str]) -> None:
         target = self._spool_path(keys[0])
-        with atomic_target(target) as temporary:
+        with atomic_target(target, durable=False) as temporary:
             temporary.write_bytes(data)
         self._enqueue(_Job(keys, target))
 
     def put_file(self, local_path: Path, key: str) -> None:
         """Snapshot `local_path` now (it may keep growing, like an event file) and upload the snapshot."""
         target = self._spool_path(key)
-        with atomic_target(target) as temporary:
+        with atomic_target(target, durable=False) as temporary:
             shutil.copyfile(local_path, temporary)
         self._enqueue(_Job([key], target))
 
