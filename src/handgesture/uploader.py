@@ -1,7 +1,8 @@
 """Background uploads to a remote store: training never waits on the network, and an outage loses nothing.
 
-Each upload is first written to a local spool file; one thread uploads them in commit order (checkpoint,
-then best_model.pth, then the manifest), so the remote manifest never names an object that is not there.
+Each upload is first written to a local spool file by one thread; another uploads them in commit order
+(checkpoint, then best_model.pth, then the manifest), so the remote manifest never names an object that is not
+there.
 A server that cannot be reached is retried with capped backoff; the spool copy is deleted only once its
 upload is confirmed, so a run that gives up still has every checkpoint on local disk.
 """
@@ -14,6 +15,8 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,26 +42,20 @@ class BackgroundUploader:
         self._pending: list[_Job] = []
         self._sequence = itertools.count()
         self._stopped = threading.Event()
+        self._spooler = ThreadPoolExecutor(1, thread_name_prefix="handgesture-spool")
         self._thread = threading.Thread(target=self._work, name="handgesture-uploader", daemon=True)
         self._thread.start()
 
-    # Spool copies are not fsynced: they only have to outlive the process (a new process re-commits from its
-    # own checkpoints rather than re-uploading an old spool), and an fsync would block the training step.
     def put_bytes(self, data: bytes, keys: list[str]) -> None:
-        target = self._spool_path(keys[0])
-        with atomic_target(target, durable=False) as temporary:
-            temporary.write_bytes(data)
-        self._enqueue(_Job(keys, target))
+        """Queue ``data`` for ``keys``; it is written to the spool, then uploaded, by background threads."""
+        self._enqueue(_Job(keys, self._spool_path(keys[0])), lambda path: path.write_bytes(data))
 
     def put_file(self, local_path: Path, key: str) -> None:
-        """Snapshot `local_path` now (it may keep growing, like an event file) and upload the snapshot."""
-        target = self._spool_path(key)
-        with atomic_target(target, durable=False) as temporary:
-            shutil.copyfile(local_path, temporary)
-        self._enqueue(_Job([key], target))
+        """Snapshot `local_path` (it may keep growing, like an event file) and upload the snapshot."""
+        self._enqueue(_Job([key], self._spool_path(key)), lambda path: shutil.copyfile(local_path, path))
 
     def delete(self, key: str) -> None:
-        self._enqueue(_Job([key]))
+        self._enqueue(_Job([key]), None)
 
     def check(self) -> None:
         """Raise, in the training thread, an error the uploader cannot get past (credentials, bucket)."""
@@ -87,14 +84,30 @@ class BackgroundUploader:
             self.flush(timeout)
         finally:
             self._stopped.set()
+            self._spooler.shutdown(wait=True)  # spool copies are written even when uploads gave up
             self._jobs.put(_Job([]))  # wakes the thread so it sees the stop
 
     def _spool_path(self, key: str) -> Path:
         return self.spool_dir / f"{next(self._sequence):06d}-{key.replace('/', '__')}"
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: _Job, write: Callable[[Path], object] | None) -> None:
+        # The spool thread keeps commit order and hands each job on to the upload thread, so a training step
+        # waits for neither the disk nor the network.
         self.check()
         self._pending = [j for j in self._pending if not j.done.is_set()] + [job]
+        self._spooler.submit(self._spool, job, write)
+
+    def _spool(self, job: _Job, write: Callable[[Path], object] | None) -> None:
+        if write is not None and self.fatal is None:
+            try:
+                # Not fsynced: a spool copy only has to outlive the process (a new process re-commits from
+                # its own checkpoints rather than re-uploading an old spool).
+                with atomic_target(job.spooled, durable=False) as temporary:
+                    write(temporary)
+            except Exception as exc:  # a disk error, or a vanished source: the run must hear of it
+                log.error("cannot write the upload spool copy %s: %s", job.spooled, exc)
+                self.fatal = StorageError(f"cannot write the upload spool copy {job.spooled}: {exc}")
+                return
         self._jobs.put(job)
 
     def _kept(self) -> str:
