@@ -21,9 +21,6 @@ from tasks.retry import retry_unless_bad_input
     retry_condition_fn=retry_unless_bad_input,
 )
 def prepare_data_task(config: dict) -> dict:
-    logger = get_run_logger()
-    logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())
-    summary = prepare_data(from_dict(config))
-    for split, info in summary["splits"].items():
-        logger.info("%s data: %s", split, info)
-    return summary
+    # The library logs what it found or built (PREFECT_LOGGING_EXTRA_LOGGERS); it needs the level set here.
+    logging.getLogger("handgesture").setLevel(get_run_logger().getEffectiveLevel())
+    return prepare_data(from_dict(config))
