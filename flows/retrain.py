@@ -11,6 +11,8 @@ import os
 
 # Library log lines (logging.getLogger("handgesture...")) reach the Prefect UI; must precede prefect's import.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
+# ... and outside a flow run (run_training in a notebook) they go to the console only, without a warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 from typing import Annotated  # noqa: E402
 
