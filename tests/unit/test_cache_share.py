@@ -60,6 +60,7 @@ def test_corrupt_shared_copy_is_never_used(data, tmp_path, caplog):
         again = prepare_cache(samples, SIZE, tmp_path / "b", share=share)
     assert again.origin == "prepared" and "failed verification" in caplog.text
     assert (again.folder / "crops.bin").read_bytes() == good
+    assert crops.read_bytes() == good  # the shared copy is replaced by the good one
 
 
 def test_unreadable_share_falls_back_to_preparing_locally(data, tmp_path, caplog):

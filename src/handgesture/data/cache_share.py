@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class CacheShare:
     def __init__(self, store: Store):
         self.store = store
+        self._corrupt: set[str] = set()  # shared copies that failed verification: replaced on publish
 
     def fetch(self, folder: Path, key: str) -> dict | None:
         """Download the shared copy of ``folder`` into place and verify it; None when there is none."""
@@ -54,13 +55,14 @@ class CacheShare:
         verified = verify_folder(folder, key)
         if verified is None:
             log.warning("Crop cache %s from %s failed verification; preparing locally", name, self.store)
+            self._corrupt.add(name)
         return verified
 
     def publish(self, folder: Path) -> None:
-        """Upload ``folder`` unless the share already holds it: data files first, the index last."""
+        """Upload ``folder`` unless the share already holds a good copy: data files first, the index last."""
         name = folder.name
         try:
-            if self.store.exists(f"{name}/{INDEX}"):
+            if name not in self._corrupt and self.store.exists(f"{name}/{INDEX}"):
                 return
             log.info("Uploading crop cache %s to %s", name, self.store.uri(name))
             for file in (*DATA_FILES, INDEX):
