@@ -34,7 +34,7 @@ class DatasetConfig:
     subset: int = -1
     val_fraction: float = 0.2
     cache_dir: str | None = "data/cache"  # crop caches (prepared once, keyed by content); None: decode frames
-    cache_format: str = "raw"  # raw: fastest to read; jpeg: about 10x smaller
+    cache_format: str = "raw"  # raw: fastest to read; jpeg: about 12x smaller
     cache_uri: str | None = None  # share prepared caches here (folder or s3://): fetched, else published
 
 

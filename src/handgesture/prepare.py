@@ -15,8 +15,8 @@ from handgesture.config import Config
 from handgesture.data.annotations import DataError, read_annotations
 from handgesture.data.cache import CropCache, prepare_cache
 from handgesture.data.cache_share import CacheShare
-from handgesture.data.geometry import MAX_CROP_SCALE
 from handgesture.data.synthetic import generate_synthetic
+from handgesture.restore import s3_settings
 from handgesture.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,11 @@ def crop_cache(config: Config, samples, annotations: str) -> CropCache | None:
     ds = config.dataset
     if not ds.cache_dir:
         return None
-    share = None
-    if ds.cache_uri:
-        from handgesture.restore import s3_settings
-
-        share = CacheShare(open_store(ds.cache_uri, s3_settings(config)))
+    share = CacheShare(open_store(ds.cache_uri, s3_settings(config))) if ds.cache_uri else None
     return prepare_cache(
         samples,
         ds.image_size,
         ds.cache_dir,
-        max_scale=MAX_CROP_SCALE,
         fmt=ds.cache_format,
         workers=config.train_params.num_workers,
         annotation_files=sorted(Path(annotations).glob("*.json")),

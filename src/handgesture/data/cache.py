@@ -30,6 +30,8 @@ import numpy as np
 
 from handgesture.data.annotations import Sample
 from handgesture.data.cache_build import write_rows
+from handgesture.data.cached_dataset import CachedCropDataset
+from handgesture.data.geometry import MAX_CROP_SCALE
 from handgesture.storage import sha256_file
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,7 @@ class CropCache:
     unreadable: int
     origin: str  # "reused", "downloaded" or "prepared"
 
-    def dataset(self, samples: list[Sample] | None = None, train: bool = False):
-        from handgesture.data.cached_dataset import CachedCropDataset
-
+    def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
         return CachedCropDataset(self, self.samples if samples is None else samples, train)
 
     def summary(self) -> dict:
@@ -127,7 +127,7 @@ class CropCache:
         }
 
 
-def cache_settings(image_size, max_scale=2.0, side=None, fmt="raw", quality=95) -> CacheSettings:
+def cache_settings(image_size, max_scale=MAX_CROP_SCALE, side=None, fmt="raw", quality=95) -> CacheSettings:
     size = (int(image_size[0]), int(image_size[1]))
     if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0 or not 1 <= quality <= 100:
         raise ValueError(
@@ -142,7 +142,7 @@ def prepare_cache(
     image_size,
     cache_dir,
     *,
-    max_scale: float = 2.0,
+    max_scale: float = MAX_CROP_SCALE,
     side: int | None = None,
     fmt: str = "raw",
     quality: int = 95,
