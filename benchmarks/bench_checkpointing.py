@@ -28,11 +28,11 @@ import benchlib
 
 benchlib.setup_env()  # before anything imports prefect (the S3 store uses prefect-aws)
 
-from handgesture import checkpoint as ckpt  # noqa: E402
-from handgesture.committer import Committer  # noqa: E402
+from handgesture.checkpoints.format import to_bytes  # noqa: E402
 from handgesture.config import load_config  # noqa: E402
-from handgesture.storage_s3 import S3Store  # noqa: E402
+from handgesture.storage.s3 import S3Store  # noqa: E402
 from handgesture.training import run_training  # noqa: E402
+from handgesture.training.committer import Committer  # noqa: E402
 
 TARGET = 1.03
 BUCKET = "bench-checkpoints"
@@ -84,9 +84,9 @@ def commit_parts(committer: Committer, tries: int = 3) -> dict[str, float]:
     parts: dict[str, list[float]] = {"build": [], "torch.save": [], "sha256": []}
     for _ in range(tries):
         t0 = time.perf_counter()
-        state = committer.build(committer.trainer, {})
+        state = committer.dump({})
         t1 = time.perf_counter()
-        data = ckpt.to_bytes(state)
+        data = to_bytes(state)
         t2 = time.perf_counter()
         hashlib.sha256(data).hexdigest()
         t3 = time.perf_counter()

@@ -40,10 +40,11 @@ benchlib.setup_env()  # before anything imports prefect
 
 import torch  # noqa: E402
 
-from handgesture.assemble import seed_everything  # noqa: E402
 from handgesture.config import flow_overrides, load_config  # noqa: E402
-from handgesture.engine import HEADS, autocast_dtype  # noqa: E402
+from handgesture.metrics import HEADS  # noqa: E402
 from handgesture.models import build_model, preprocess  # noqa: E402
+from handgesture.training.engine import autocast_dtype  # noqa: E402
+from handgesture.training.setup import seed_everything  # noqa: E402
 
 TARGET = 0.90
 NUM_CLASSES = 19  # the default targets: 18 gestures and no_gesture

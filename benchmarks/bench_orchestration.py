@@ -82,7 +82,7 @@ def one_epoch(path: str, config: str, overrides: list[str], storage: str, clock)
         "steps": len(epoch.steps),
         "call": total,
         "server_cpu": cpu,
-        "loss": result["metrics"]["train/loss"],
+        "loss": result.metrics["train/loss"],
     }
 
 

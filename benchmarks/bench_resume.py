@@ -26,9 +26,9 @@ benchlib.setup_env()  # before anything imports prefect
 
 from flows.train import train_hand_gesture_classifier  # noqa: E402
 
-import handgesture.resolve  # noqa: E402
-import handgesture.restore  # noqa: E402
-from handgesture.runs import read_manifest  # noqa: E402
+import handgesture.checkpoints.locate  # noqa: E402
+import handgesture.training.resume  # noqa: E402
+from handgesture.checkpoints.run_folder import read_manifest  # noqa: E402
 from handgesture.storage import S3Settings, open_store  # noqa: E402
 
 BUCKET = "bench-resume"
@@ -50,8 +50,8 @@ def call_flow(overrides: list[str], storage: str, resume: str | None, cache: Pat
     os.environ["HANDGESTURE_CACHE"] = str(cache)  # read at each resolve: where s3:// checkpoints are cached
     mark = len(clock.epochs)
     with (
-        benchlib.call_times(handgesture.restore, "restore") as restores,
-        benchlib.call_times(handgesture.resolve, "cached_download") as downloads,
+        benchlib.call_times(handgesture.training.resume, "restore") as restores,
+        benchlib.call_times(handgesture.checkpoints.locate, "cached_download") as downloads,
     ):
         start = time.perf_counter()
         result = train_hand_gesture_classifier(overrides=overrides, resume=resume, storage=storage)
@@ -91,7 +91,7 @@ def main() -> None:
         storage = f"s3://{BUCKET}/runs"
         with benchlib.TrainingClock() as clock:
             first = call_flow([*overrides, "train_params.epochs=1"], storage, None, root / "cache-0", clock)
-            source = first["result"]["last_checkpoint"]
+            source = first["result"].last_checkpoint
             print(f"checkpoint to resume from: {source} (first flow call -> first step "
                   f"{first['first_step']:.1f} s, ephemeral server start included)", flush=True)  # fmt: skip
             runs = measure(args.reps, overrides, storage, source, root, clock)

@@ -109,8 +109,8 @@ def make_dataset(root: Path, *, per_class: int, frame_size=(320, 240), users: in
     """A synthetic HaGRID-format dataset under `root`; with workers > 1, one process per gesture.
 
     Returns generate_synthetic's dict (annotations, dataset, images)."""
-    from handgesture.data.annotations import HAGRID_TARGETS, NO_GESTURE
     from handgesture.data.synthetic import generate_synthetic
+    from handgesture.labels import HAGRID_TARGETS, NO_GESTURE
 
     if workers <= 1:
         return generate_synthetic(root, per_class=per_class, users=users, frame_size=frame_size, seed=1)
@@ -166,8 +166,8 @@ class Epoch:
 class TrainingClock:
     """Timestamps from inside the training loop that the flow's train task and run_training share.
 
-    fit() calls `handgesture.engine.train_one_epoch` by its module-global name, so wrapping that name times
-    every epoch and every step of any run in this process (Prefect runs the task in-process), with two
+    fit() calls `handgesture.training.engine.train_one_epoch` by its module-global name, so wrapping that name
+    times every epoch and every step of any run in this process (Prefect runs the task in-process), with two
     perf_counter calls per step and no change to the library. The library itself records no timings.
     """
 
@@ -175,7 +175,7 @@ class TrainingClock:
         self.epochs: list[Epoch] = []
 
     def __enter__(self) -> TrainingClock:
-        from handgesture import engine
+        from handgesture.training import engine
 
         self._engine, self._original = engine, engine.train_one_epoch
         engine.train_one_epoch = self._timed

@@ -1,7 +1,8 @@
 """The `retrain-hand-gesture-classifier` flow: fine-tune the experiment's current best on today's data and
 promote the new model only if it beats the current best on the same validation split.
 
-load-config -> prepare-data -> current-best -> train (checkpoint.resume_mode=finetune) -> persist -> promote.
+load-config -> prepare-data -> current-best -> train (checkpoint.resume_mode=finetune) -> persist -> promote;
+the current best is read once, and the prepared data is what training and promotion both read.
 Deployed on a daily cron as `scheduled-retrain` (prefect.yaml).
 """
 
@@ -24,6 +25,8 @@ from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.promote import current_best_task, promote_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
+from handgesture.promotion import RetrainResult  # noqa: E402
+
 
 @flow(name="retrain-hand-gesture-classifier", log_prints=True)
 def retrain_hand_gesture_classifier(
@@ -31,7 +34,7 @@ def retrain_hand_gesture_classifier(
     overrides: list[str] | None = None,
     storage: str | None = None,
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
-) -> dict:
+) -> RetrainResult:
     """Fine-tune the current best on the data found now; promote the result only if it scores higher.
 
     Args:
@@ -41,11 +44,11 @@ def retrain_hand_gesture_classifier(
         min_improvement: Promote only if validation gesture F1 beats the current best by more than this.
     """
     resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
-    prepare_data_task(resolved)
-    base = current_best_task(resolved)
-    result = train_task(resolved, base)
-    summary = persist_task(resolved, result, config)
-    return {**summary, "promotion": promote_task(resolved, summary, min_improvement)}
+    prepared = prepare_data_task(resolved)
+    current = current_best_task(resolved)
+    summary = train_task(resolved, prepared, current["checkpoint"] if current else None)
+    summary = persist_task(resolved, summary, config)
+    return RetrainResult(summary, promote_task(resolved, summary, current, prepared, min_improvement))
 
 
 if __name__ == "__main__":

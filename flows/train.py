@@ -21,6 +21,8 @@ from tasks.persist import persist_task  # noqa: E402
 from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
+from handgesture.training import RunSummary  # noqa: E402
+
 RESUME_HELP = (
     "Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run folder or "
     "s3:// run prefix (its newest committed checkpoint); prefect://flow-runs/<id> (that flow run's last "
@@ -35,7 +37,7 @@ def train_hand_gesture_classifier(
     overrides: list[str] | None = None,
     resume: str | None = None,
     storage: str | None = None,
-) -> dict:
+) -> RunSummary:
     """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes.
 
     Args:
@@ -48,9 +50,9 @@ def train_hand_gesture_classifier(
         storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
     """
     resolved = load_config_task(config, overrides, storage)
-    prepare_data_task(resolved)
-    result = train_task(resolved, resume or None)
-    return persist_task(resolved, result, config)
+    prepared = prepare_data_task(resolved)
+    summary = train_task(resolved, prepared, resume or None)
+    return persist_task(resolved, summary, config)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -64,15 +66,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> RunSummary:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)
     if args.model:
         overrides.append(f"model.name={args.model}")
     if args.epochs is not None:
         overrides.append(f"train_params.epochs={args.epochs}")
-    from handgesture.cli import USER_ERRORS
+    from handgesture.cli import report_error
     from handgesture.config import flow_overrides, load_config
+    from handgesture.errors import InputError, StorageError
     from handgesture.report import print_summary
 
     try:
@@ -81,10 +84,9 @@ def main(argv: list[str] | None = None) -> dict:
         result = train_hand_gesture_classifier(
             config=args.config, overrides=overrides, resume=args.resume, storage=args.storage
         )
-    except USER_ERRORS as exc:
-        # Bad input: one clear line (Prefect has already logged any details), and a non-zero exit.
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except (InputError, StorageError) as exc:
+        # One clear line (Prefect has already logged any details): exit 2 for bad input, else 1.
+        raise SystemExit(report_error(exc)) from None
 
     print_summary(result, args.config)
     return result

@@ -7,53 +7,62 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from handgesture.checkpoints.best import POINTER, read_best
+from handgesture.checkpoints.run_folder import experiment_uri
 from handgesture.config import from_dict
-from handgesture.promotion import POINTER, best_ref, experiment_uri, promote_if_better, read_pointer
-from handgesture.restore import s3_settings
-from handgesture.storage import open_store
+from handgesture.data.prepare import PreparedData
+from handgesture.promotion import PromotionDecision, promote
+from handgesture.storage import open_store, s3_settings
+from handgesture.training import RunSummary
 from tasks.artifact_keys import artifact_key
-from tasks.retry import retry_unless_bad_input
+from tasks.retry import RETRY_POLICY
 
 
-@task(name="current-best", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
-def current_best_task(config: dict) -> str | None:
-    """The resume reference of the experiment's current best, or None when none was promoted yet."""
+@task(name="current-best", cache_policy=NO_CACHE, **RETRY_POLICY)
+def current_best_task(config: dict) -> dict | None:
+    """The experiment's best pointer (checked against its run manifest), or None before a first promotion.
+
+    Read once per retrain: the train task starts from the checkpoint it names, and promote compares with it.
+    """
     cfg = from_dict(config)
-    store = open_store(experiment_uri(cfg.storage.uri, cfg.storage.experiment), s3_settings(cfg))
-    pointer = read_pointer(store)
+    s3 = s3_settings(cfg.storage)
+    store = open_store(experiment_uri(cfg.storage.uri, cfg.storage.experiment), s3)
+    pointer = read_best(store, s3)
     if pointer is None:
         get_run_logger().info("no %s in %s: training from scratch", POINTER, store.root)
-        return None
-    get_run_logger().info("fine-tuning from the current best %s", pointer["checkpoint"])
-    return best_ref(cfg.storage.uri, cfg.storage.experiment)
+    else:
+        get_run_logger().info("fine-tuning from the current best %s", pointer["checkpoint"])
+    return pointer
 
 
-@task(
-    name="promote",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_unless_bad_input,
-)
-def promote_task(config: dict, result: dict, min_improvement: float = 0.0) -> dict:
+@task(name="promote", cache_policy=NO_CACHE, **RETRY_POLICY)
+def promote_task(
+    config: dict,
+    summary: RunSummary,
+    current: dict | None,
+    prepared: PreparedData,
+    min_improvement: float = 0.0,
+) -> PromotionDecision:
     """Evaluate the run's best and the current best on one validation split; promote the better one."""
     cfg = from_dict(config)
-    decision = promote_if_better(
+    decision = promote(
         cfg,
-        result["best_checkpoint"] or result["last_checkpoint"],
-        s3=s3_settings(cfg),
+        summary.best_or_last,
+        current,
+        prepared=prepared,
+        s3=s3_settings(cfg.storage),
         min_improvement=min_improvement,
         flow_run_id=str(flow_run.id),
     )
-    incumbent = decision["incumbent_metric"]
+    incumbent = decision.incumbent_metric
     create_markdown_artifact(
-        f"## {'Promoted' if decision['promoted'] else 'Not promoted'}\n\n{decision['reason']}\n\n"
-        f"| model | {decision['metric']} (same validation split) |\n| --- | --- |\n"
-        f"| challenger `{decision['challenger']}` | {decision['challenger_metric']:.4f} |\n"
-        f"| current best `{decision['incumbent']}` | "
-        f"{'-' if incumbent is None else f'{incumbent:.4f}'} |\n\npointer: `{decision['pointer']}`\n",
+        f"## {'Promoted' if decision.promoted else 'Not promoted'}\n\n{decision.reason}\n\n"
+        f"| model | {decision.metric} (same validation split) |\n| --- | --- |\n"
+        f"| challenger `{decision.challenger}` | {decision.challenger_metric:.4f} |\n"
+        f"| current best `{decision.incumbent}` | "
+        f"{'-' if incumbent is None else f'{incumbent:.4f}'} |\n\npointer: `{decision.pointer}`\n",
         key=artifact_key(cfg.storage.experiment, "promotion"),
         description="promotion decision",
     )
-    get_run_logger().info("%s: %s", "promoted" if decision["promoted"] else "kept", decision["reason"])
+    get_run_logger().info("%s: %s", "promoted" if decision.promoted else "kept", decision.reason)
     return decision

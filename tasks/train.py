@@ -10,19 +10,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from handgesture.config import from_dict
-from handgesture.training import run_training
+from handgesture.data.prepare import PreparedData
+from handgesture.training import RunSummary, run_training
 from tasks.artifact_keys import artifact_key
-from tasks.retry import retry_unless_bad_input
+from tasks.retry import RETRY_POLICY
 
 
-@task(
-    name="train",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[10, 60],
-    retry_condition_fn=retry_unless_bad_input,
-)
-def train_task(config: dict, resume: str | None = None) -> dict:
+@task(name="train", cache_policy=NO_CACHE, **RETRY_POLICY)
+def train_task(config: dict, prepared: PreparedData, resume: str | None = None) -> RunSummary:
     logger = get_run_logger()
     # Prefect attaches its handlers to the library's logger (PREFECT_LOGGING_EXTRA_LOGGERS) but not a level.
     logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())
@@ -45,6 +40,7 @@ def train_task(config: dict, resume: str | None = None) -> dict:
         resume=resume,
         run_name=run_name,
         flow_run_id=str(flow_run.id),
+        prepared=prepared,
         on_epoch=on_epoch,
         show_progress=True,
     )

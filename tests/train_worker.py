@@ -13,4 +13,6 @@ if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
     config = load_config("configs/demo.yaml", spec["overrides"])
     result = run_training(config, run_name=spec["run_name"])
-    print(json.dumps({k: result[k] for k in ("run_uri", "last_checkpoint", "global_step", "epochs")}))
+    print(
+        json.dumps({k: getattr(result, k) for k in ("run_uri", "last_checkpoint", "global_step", "epochs")})
+    )

@@ -6,34 +6,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from importlib.metadata import entry_points
 
-from handgesture.checkpoint import CheckpointError
-from handgesture.config import ConfigError
-from handgesture.data.annotations import DataError
-from handgesture.storage import StorageError
+from handgesture.errors import InputError, StorageError
 
-# Errors that mean the input was wrong: reported as one line and exit status 2, not a traceback.
-USER_ERRORS = (ConfigError, DataError, CheckpointError, StorageError)
+# Commands that run Prefect flows live with the flows, above this library, and register themselves here as
+# entry points (pyproject.toml), so the library never imports them: `handgesture train` is flows.train:main.
+COMMAND_PLUGINS = "handgesture.commands"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["train"]:
-        from flows.train import main as train_main
-
-        train_main(argv[1:])
+    plugins = {command.name: command for command in entry_points(group=COMMAND_PLUGINS)}
+    if argv[:1] and argv[0] in plugins:
+        plugins[argv[0]].load()(argv[1:])  # it parses its own arguments and reports its own errors
         return 0
-    args = _parser().parse_args(argv)
+    args = _parser(sorted(plugins)).parse_args(argv)
     try:
         return args.handler(args)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (InputError, StorageError) as exc:
+        return report_error(exc)
 
 
-def _parser() -> argparse.ArgumentParser:
+def report_error(error: Exception) -> int:
+    """One line instead of a traceback; exit status 2 for bad input, 1 for a failure that may pass."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2 if isinstance(error, InputError) else 1
+
+
+def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handgesture", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="{synth,prepare,train,inspect}")
+    names = ["synth", "prepare", *plugins, "inspect"]
+    commands = parser.add_subparsers(required=True, metavar="{" + ",".join(names) + "}")
     synth = commands.add_parser("synth", help="write a synthetic dataset in HaGRID's format")
     synth.add_argument("out_dir")
     synth.add_argument("--per-class", type=int, default=40, help="images per gesture (default 40)")
@@ -46,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--config", help="config YAML merged over configs/default.yaml")
     prepare.add_argument("overrides", nargs="*", metavar="key=value", help="dotlist config overrides")
     prepare.set_defaults(handler=_prepare)
-    commands.add_parser("train", help="run the training flow (see `handgesture train --help`)")
+    for name in plugins:
+        commands.add_parser(name, help=f"run the {name} flow (see `handgesture {name} --help`)")
     inspect = commands.add_parser("inspect", help="print what a checkpoint or run holds")
     inspect.add_argument("uri", help="checkpoint file, run folder, file:// or s3:// URI")
     inspect.set_defaults(handler=_inspect)
@@ -72,15 +77,15 @@ def _prepare(args: argparse.Namespace) -> int:
     import logging
 
     from handgesture.config import load_config
-    from handgesture.prepare import prepare_data
+    from handgesture.data.prepare import prepare_data
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(json.dumps(prepare_data(load_config(args.config, args.overrides)), indent=2))
+    print(json.dumps(prepare_data(load_config(args.config, args.overrides)).to_dict(), indent=2))
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from handgesture.resolve import resolve_checkpoint
+    from handgesture.checkpoints.locate import resolve_checkpoint
 
     resolved = resolve_checkpoint(args.uri)
     checkpoint = resolved.checkpoint

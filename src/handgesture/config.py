@@ -15,13 +15,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from handgesture.data.annotations import HAGRID_TARGETS
+from handgesture.errors import ConfigError
+from handgesture.labels import HAGRID_TARGETS
+from handgesture.models import ARCHITECTURES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-
-
-class ConfigError(ValueError):
-    """A config file, override or value is not what the schema expects."""
 
 
 @dataclass
@@ -204,8 +202,6 @@ def validate(config: Config) -> None:
         raise ConfigError(f"train_params.num_workers must be >= 0, got {config.train_params.num_workers}")
     if config.storage.max_retries < 0:
         raise ConfigError(f"storage.max_retries must be >= 0, got {config.storage.max_retries}")
-    from handgesture.models import ARCHITECTURES
-
     if config.model.name not in ARCHITECTURES:
         raise ConfigError(f"model.name must be one of {list(ARCHITECTURES)}, got {config.model.name!r}")
     if config.device not in ("auto", "cpu", "mps") and not config.device.startswith("cuda"):

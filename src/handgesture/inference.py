@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
+from handgesture.checkpoints.locate import resolve_checkpoint
+from handgesture.errors import CheckpointError
 from handgesture.models import GestureClassifier, build_model
-from handgesture.resolve import resolve_checkpoint
 from handgesture.storage import S3Settings
 
 
@@ -51,7 +52,5 @@ def _shape(checkpoint: dict[str, Any], uri: str) -> tuple[str, list[str], list[i
     classes = checkpoint.get("class_names") or config.get("dataset", {}).get("targets")
     size = checkpoint.get("image_size") or config.get("dataset", {}).get("image_size") or [224, 224]
     if not name or not classes:
-        from handgesture.checkpoint import CheckpointError
-
         raise CheckpointError(f"{uri} does not say which model or classes it holds (model_name, class_names)")
     return name, list(classes), list(size)

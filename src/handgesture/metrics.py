@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -13,6 +15,9 @@ from torchmetrics.classification import (
 )
 
 METRIC_NAMES = ("accuracy", "f1_score", "precision", "recall")
+HEADS = ("gesture", "leading_hand")
+# What "best" means everywhere: best_model.pth, retention's best K, promotion.
+BEST_METRIC = "gesture/f1_score"
 
 
 class HeadMetrics:
@@ -40,3 +45,8 @@ class HeadMetrics:
 
     def confusion(self) -> list[list[int]]:
         return self.matrix.compute().cpu().tolist()
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The plain numbers of a metrics dict (no confusion matrix), as floats."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

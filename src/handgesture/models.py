@@ -13,11 +13,12 @@ import torch
 import torchvision
 from torch import nn
 
+from handgesture.labels import LEADING_HANDS
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LEADING_HANDS = ("left", "right")
 
 
 @dataclass(frozen=True)

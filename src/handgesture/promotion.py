@@ -1,109 +1,64 @@
-"""The experiment's best model: a stable pointer, and promotion to it only when a challenger scores higher.
+"""Promotion: the experiment's best pointer moves to a challenger only when it scores higher.
 
-The pointer is `<storage>/<experiment>/best.json`: the checkpoint URI, its sha256 (from the run manifest),
-the metric and the validation split it was measured on. `resume` follows it from the form
-`<storage>/<experiment>/best` (so a run can never be named `best`).
-
-Both models are compared on the *same* validation split, measured now: the current best is re-evaluated
-on the split the challenger's config defines (the data found at run time, `random_state`,
-`dataset.val_fraction`), never trusted for a metric it got on older data. Writing the pointer is one
-atomic store write (local: temp + fsync + rename; S3: one PUT), so readers see the old pointer or the new
-one, never a torn one.
+Both models are compared on the *same* validation split, measured now: the current best is re-evaluated on
+the split the challenger's config defines (the data found at run time, `random_state`,
+`dataset.val_fraction`), never trusted for a metric it got on older data. The pointer itself is
+`handgesture.checkpoints.best`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from handgesture.checkpoint import CheckpointError
+from handgesture.checkpoints.best import POINTER, manifest_sha256, read_best, write_pointer
+from handgesture.checkpoints.run_folder import experiment_uri
 from handgesture.config import Config
-from handgesture.runs import BEST, read_manifest
-from handgesture.storage import S3Settings, Store, open_store
+from handgesture.data.loaders import build_val_batches
+from handgesture.data.prepare import PreparedData, prepare_data
+from handgesture.errors import InputError
+from handgesture.inference import load_model
+from handgesture.metrics import BEST_METRIC
+from handgesture.storage import S3Settings, open_store
+from handgesture.training.engine import Trainer, evaluate
+from handgesture.training.setup import pick_device
+from handgesture.training.summary import RunSummary
 
 log = logging.getLogger(__name__)
-POINTER = "best.json"
-BEST_REF = "best"
-METRIC = "gesture/f1_score"
 
 
-class PromotionError(ValueError):
+class PromotionError(InputError):
     """The current best and the challenger cannot be compared on one validation split."""
 
 
-def experiment_uri(storage_uri: str, experiment: str) -> str:
-    base = storage_uri.rstrip("/")
-    if "://" not in base:
-        base = str(Path(base).expanduser().resolve())
-    return f"{base}/{experiment}"
+@dataclass
+class PromotionDecision:
+    promoted: bool
+    reason: str
+    metric: str
+    challenger: str
+    challenger_metric: float
+    incumbent: str | None
+    incumbent_metric: float | None
+    pointer: str  # where the experiment's best pointer lives
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def best_ref(storage_uri: str, experiment: str) -> str:
-    """The resume form meaning "this experiment's current best": `<storage>/<experiment>/best`."""
-    return f"{experiment_uri(storage_uri, experiment)}/{BEST_REF}"
+@dataclass
+class RetrainResult:
+    """What a scheduled retrain hands on: the run it trained and the promotion decision."""
+
+    run: RunSummary
+    promotion: PromotionDecision
 
 
-def is_best_ref(uri: str) -> bool:
-    return uri.rstrip("/").rpartition("/")[2] == BEST_REF
-
-
-def read_pointer(store: Store) -> dict[str, Any] | None:
-    if not store.exists(POINTER):
-        return None
-    try:
-        pointer = json.loads(store.get_bytes(POINTER))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"best pointer {store.uri(POINTER)} is not valid JSON: {exc}") from None
-    if not isinstance(pointer, dict) or not isinstance(pointer.get("checkpoint"), str):
-        raise CheckpointError(f"best pointer {store.uri(POINTER)} has no 'checkpoint' URI")
-    return pointer
-
-
-def write_pointer(store: Store, pointer: dict[str, Any]) -> None:
-    store.put_bytes(json.dumps(pointer, indent=2).encode(), POINTER)
-
-
-def follow_best_ref(uri: str, s3: S3Settings | None = None) -> str:
-    """`<storage>/<experiment>/best` -> the checkpoint URI its pointer names, checked against its manifest."""
-    experiment = uri.rstrip("/").rpartition("/")[0]
-    pointer = read_pointer(open_store(experiment, s3))
-    if pointer is None:
-        raise CheckpointError(
-            f"resume {uri}: no best model has been promoted in {experiment} yet (expected "
-            f"{experiment}/{POINTER}; a scheduled retrain writes it)"
-        )
-    recorded = manifest_sha256(pointer["checkpoint"], s3)
-    if pointer.get("sha256") and recorded and recorded != pointer["sha256"]:
-        raise CheckpointError(
-            f"resume {uri}: the best pointer names {pointer['checkpoint']} with sha256 {pointer['sha256']}, "
-            f"but its run manifest now records {recorded}"
-        )
-    return pointer["checkpoint"]
-
-
-def manifest_sha256(checkpoint_uri: str, s3: S3Settings | None = None) -> str | None:
-    from handgesture.resolve import split_checkpoint_uri
-
-    run_uri, key = split_checkpoint_uri(checkpoint_uri)
-    manifest = read_manifest(open_store(run_uri, s3))
-    if manifest is None:
-        return None
-    entry = manifest.get("best") if key == BEST else None
-    entry = entry or next((e for e in manifest["checkpoints"] if e["key"] == key), None)
-    return entry["sha256"] if entry else None
-
-
-def evaluate_checkpoints(config: Config, uris: list[str], s3: S3Settings | None = None) -> dict[str, float]:
-    """Validation gesture F1 of each checkpoint on the one split `config` defines (data read now)."""
-    from handgesture.assemble import build_data, pick_device
-    from handgesture.engine import Trainer, evaluate
-    from handgesture.inference import load_model
-
+def evaluate_checkpoints(config: Config, uris: list[str], batches, s3: S3Settings | None) -> dict[str, float]:
+    """Validation gesture F1 of each checkpoint on the `batches` of one validation split."""
     device = pick_device(config.device)
-    data = build_data(config, device)
     scores = {}
     for uri in uris:
         loaded = load_model(uri, device, s3)
@@ -118,7 +73,7 @@ def evaluate_checkpoints(config: Config, uris: list[str], s3: S3Settings | None 
                 )
         trainer = Trainer(loaded.model, None, None, None, device, len(config.dataset.targets))  # type: ignore[arg-type]
         trainer.metric_average = config.metric_params.average
-        scores[uri] = float(evaluate(trainer, data.val_batches())[METRIC])
+        scores[uri] = float(evaluate(trainer, batches())[BEST_METRIC])
     return scores
 
 
@@ -133,46 +88,55 @@ def decide(challenger: float, incumbent: float | None, min_improvement: float = 
     )
 
 
-def promote_if_better(
+def promote(
     config: Config,
     challenger: str,
+    current: dict[str, Any] | None,
     *,
+    prepared: PreparedData | None = None,
     s3: S3Settings | None = None,
     min_improvement: float = 0.0,
     flow_run_id: str | None = None,
-) -> dict[str, Any]:
-    """Compare `challenger` with the current best on one split; move the pointer to it only if it wins."""
+) -> PromotionDecision:
+    """Compare `challenger` with the `current` best pointer (None: there is none) on the validation split of
+    the `prepared` data; move the pointer to the challenger only if it wins."""
     store = open_store(experiment_uri(config.storage.uri, config.storage.experiment), s3)
-    current = read_pointer(store)
-    uris = [challenger] + ([current["checkpoint"]] if current else [])
-    scores = evaluate_checkpoints(config, uris, s3)
-    incumbent = scores[current["checkpoint"]] if current else None
-    promoted, reason = decide(scores[challenger], incumbent, min_improvement)
-    decision = {
-        "promoted": promoted,
-        "reason": reason,
-        "metric": METRIC,
-        "challenger": challenger,
-        "challenger_metric": scores[challenger],
-        "incumbent": current["checkpoint"] if current else None,
-        "incumbent_metric": incumbent,
-        "pointer": store.uri(POINTER),
-    }
+    incumbent = current["checkpoint"] if current else None
+    batches = build_val_batches(config, pick_device(config.device), prepared or prepare_data(config))
+    scores = evaluate_checkpoints(config, [challenger] + ([incumbent] if incumbent else []), batches, s3)
+    incumbent_metric = scores[incumbent] if incumbent else None
+    promoted, reason = decide(scores[challenger], incumbent_metric, min_improvement)
     if promoted:
         write_pointer(
             store,
             {
                 "checkpoint": challenger,
                 "sha256": manifest_sha256(challenger, s3),
-                "metric": {"name": METRIC, "value": scores[challenger]},
+                "metric": {"name": BEST_METRIC, "value": scores[challenger]},
                 "split": split_of(config),
                 "flow_run_id": flow_run_id,
-                "previous": current["checkpoint"] if current else None,
+                "previous": incumbent,
                 "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
     log.info("%s: %s", "promoted" if promoted else "not promoted", reason)
-    return decision
+    return PromotionDecision(
+        promoted=promoted,
+        reason=reason,
+        metric=BEST_METRIC,
+        challenger=challenger,
+        challenger_metric=scores[challenger],
+        incumbent=incumbent,
+        incumbent_metric=incumbent_metric,
+        pointer=store.uri(POINTER),
+    )
+
+
+def promote_if_better(config: Config, challenger: str, **options: Any) -> PromotionDecision:
+    """`promote` against the experiment's current best, read now."""
+    s3 = options.get("s3")
+    current = read_best(open_store(experiment_uri(config.storage.uri, config.storage.experiment), s3), s3)
+    return promote(config, challenger, current, **options)
 
 
 def split_of(config: Config) -> dict[str, Any]:

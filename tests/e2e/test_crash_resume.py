@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.config import load_config
-from handgesture.resolve import resolve_checkpoint
 from handgesture.training import run_training
-from tests.unit.test_resume import assert_identical, final_state
+from tests.unit.training.test_resume import assert_identical, final_state
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -80,7 +80,10 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_finishes_identically
     rerun = start_worker(overrides, "preempted")
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
-    assert_identical(final_state(straight), final_state(json.loads(out.splitlines()[-1])))
+    assert_identical(
+        final_state(straight.last_checkpoint),
+        final_state(json.loads(out.splitlines()[-1])["last_checkpoint"]),
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -105,4 +108,7 @@ def test_kill_9_at_random_points_never_loses_a_checkpoint(overrides, tmp_path, s
         break
     assert kills >= 1
     every_checkpoint_loads(run)
-    assert_identical(final_state(straight), final_state(json.loads(out.splitlines()[-1])))
+    assert_identical(
+        final_state(straight.last_checkpoint),
+        final_state(json.loads(out.splitlines()[-1])["last_checkpoint"]),
+    )

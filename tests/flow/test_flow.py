@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from handgesture.config import to_dict
+from handgesture.training import RunSummary
 
 
 @pytest.fixture
@@ -32,11 +33,11 @@ def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_para
     state = train_hand_gesture_classifier(**flow_params, return_state=True)
     assert state.is_completed(), state.message
     result = state.result()
-    assert set(result) >= {"run_uri", "best_checkpoint", "last_checkpoint", "metrics", "epochs"}
-    assert result["epochs"] == 2
-    assert Path(result["best_checkpoint"]).is_file()
-    assert result["run_uri"].startswith(flow_params["storage"])
-    checkpoint = torch.load(result["last_checkpoint"], weights_only=True)
+    assert isinstance(result, RunSummary)
+    assert result.epochs == 2
+    assert Path(result.best_checkpoint).is_file()
+    assert result.run_uri.startswith(flow_params["storage"])
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
     assert checkpoint["lineage"]["flow_run_id"] == str(state.state_details.flow_run_id)
 
     artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
@@ -47,7 +48,7 @@ def test_flow_trains_persists_and_publishes_artifacts(prefect_harness, flow_para
         "flow-test-progress",
         "flow-test-best-checkpoint",
     } <= set(by_key)
-    assert result["best_checkpoint"] in by_key["flow-test-report"].data
+    assert result.best_checkpoint in by_key["flow-test-report"].data
     assert len(json.loads(by_key["flow-test-metrics"].data)) == 2
     assert by_key["flow-test-progress"].data == 100.0
 
@@ -64,9 +65,9 @@ def test_flow_resumes_a_prior_run_by_folder(prefect_harness, flow_params):
     first = train_hand_gesture_classifier(
         **{**flow_params, "overrides": flow_params["overrides"] + ["train_params.epochs=1"]}
     )
-    second = train_hand_gesture_classifier(**flow_params, resume=first["run_uri"])
-    assert second["resumed_from"] == first["last_checkpoint"]
-    assert second["epochs"] == 2
+    second = train_hand_gesture_classifier(**flow_params, resume=first.run_uri)
+    assert second.resumed_from == first.last_checkpoint
+    assert second.epochs == 2
 
 
 def test_flow_rejects_a_bad_override_before_training(prefect_harness, flow_params):

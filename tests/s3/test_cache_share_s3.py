@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from handgesture.prepare import prepare_data
+from handgesture.data.prepare import prepare_data
 from tests.s3_fixtures import MotoServer, free_port
 
 pytestmark = pytest.mark.s3
@@ -19,14 +19,15 @@ def _keys(s3: MotoServer, bucket: str) -> list[str]:
 
 def test_prepared_cache_goes_to_s3_and_a_fresh_worker_downloads_it(tiny_config, s3_env, s3_bucket, tmp_path):
     share = [f"dataset.cache_uri=s3://{s3_bucket}/caches", f"storage.endpoint_url={s3_env.endpoint_url}"]
-    first = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-1'}"))["splits"]["train"]
-    assert first["origin"] == "prepared"
-    name = first["folder"].rsplit("/", 1)[-1]
-    assert _keys(s3_env, s3_bucket) == [f"caches/{name}/{f}" for f in ("crops.bin", "index.json", "rows.npy")]
+    first = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-1'}")).splits["train"]
+    assert first.origin == "prepared"
+    name = first.cache.rsplit("/", 1)[-1]
+    files = ("crops.bin", "index.json", "rows.npy", "samples.json")
+    assert _keys(s3_env, s3_bucket) == [f"caches/{name}/{f}" for f in files]
 
-    fresh = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-2'}"))["splits"]["train"]
-    assert fresh["origin"] == "downloaded" and fresh["bytes"] == first["bytes"]
-    assert fresh["samples"] == first["samples"] and fresh["folder"].endswith(name)
+    fresh = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-2'}")).splits["train"]
+    assert fresh.origin == "downloaded" and fresh.bytes == first.bytes
+    assert fresh.samples == first.samples and fresh.cache.endswith(name)
 
 
 def test_unreachable_share_prepares_locally_with_a_warning(tiny_config, s3_env, tmp_path, caplog):
@@ -38,6 +39,6 @@ def test_unreachable_share_prepares_locally_with_a_warning(tiny_config, s3_env, 
         f"dataset.cache_dir={tmp_path / 'cache'}",
     )
     with caplog.at_level(logging.WARNING):
-        summary = prepare_data(config)["splits"]["train"]
-    assert summary["origin"] == "prepared"
+        summary = prepare_data(config).splits["train"]
+    assert summary.origin == "prepared"
     assert "s3://nowhere/caches" in caplog.text and "preparing locally" in caplog.text

@@ -96,11 +96,11 @@ def test_outage_mid_run_training_goes_on_and_uploads_catch_up(s3_env, s3_bucket,
         "storage.upload_timeout=120",
     )
     waits = Recorder()
-    logging.getLogger("handgesture.uploader").addHandler(waits)
+    logging.getLogger("handgesture.checkpoints.uploader").addHandler(waits)
     try:
         result = run_training(config, run_name="outage", on_epoch=on_epoch)
     finally:
-        logging.getLogger("handgesture.uploader").removeHandler(waits)
+        logging.getLogger("handgesture.checkpoints.uploader").removeHandler(waits)
     outage["timer"].join()
     assert any("waits for storage" in message for message in waits.messages)  # the outage was really hit
 
@@ -112,4 +112,4 @@ def test_outage_mid_run_training_goes_on_and_uploads_catch_up(s3_env, s3_bucket,
     for entry in manifest["checkpoints"] + [manifest["best"]]:
         body = client.get_object(Bucket=s3_bucket, Key=prefix + entry["key"])["Body"].read()
         assert hashlib.sha256(body).hexdigest() == entry["sha256"], entry["key"]
-    assert result["last_checkpoint"].endswith(manifest["checkpoints"][-1]["key"])
+    assert result.last_checkpoint.endswith(manifest["checkpoints"][-1]["key"])

@@ -22,14 +22,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from handgesture.checkpoint import CheckpointError
-from handgesture.storage import (
+from handgesture.errors import (
     BucketNotFoundError,
-    S3Settings,
+    CheckpointError,
     StorageCredentialsError,
     StorageError,
     UnsupportedSchemeError,
 )
+from handgesture.storage import S3Settings
 from handgesture.training import run_training
 from tests.s3_fixtures import MotoServer
 from tests.tiny import tiny_dotlist
@@ -246,10 +246,10 @@ def test_checkpoints_reach_s3_at_each_epoch_not_only_at_the_end(direct_run, buck
     assert any(k.startswith("checkpoints/e0002") for k in seen[2]["keys"])
 
     run_uri = f"s3://{bucket}/runs/direct/direct-1"
-    assert result["run_uri"] == run_uri
-    assert result["last_checkpoint"].startswith(f"{run_uri}/checkpoints/e0002-")
-    assert result["best_checkpoint"] == f"{run_uri}/best_model.pth"
-    assert (result["epochs"], result["global_step"]) == (
+    assert result.run_uri == run_uri
+    assert result.last_checkpoint.startswith(f"{run_uri}/checkpoints/e0002-")
+    assert result.best_checkpoint == f"{run_uri}/best_model.pth"
+    assert (result.epochs, result.global_step) == (
         2,
         seen[2]["manifest"]["checkpoints"][-1]["global_step"],
     )
@@ -260,35 +260,35 @@ def test_checkpoints_reach_s3_at_each_epoch_not_only_at_the_end(direct_run, buck
 
 def test_flow_run_writes_verified_checkpoints_to_s3(flow_run, s3_env: MotoServer, bucket: str):
     result = flow_run["result"]
-    for key in ("run_uri", "best_checkpoint", "last_checkpoint"):
-        assert result[key].startswith(f"s3://{bucket}/runs/{FLOW_EXPERIMENT}/"), result
-    assert result["epochs"] == 2 and result["resumed_from"] is None
+    for uri in (result.run_uri, result.best_checkpoint, result.last_checkpoint):
+        assert uri.startswith(f"s3://{bucket}/runs/{FLOW_EXPERIMENT}/"), result
+    assert result.epochs == 2 and result.resumed_from is None
 
-    manifest = s3_manifest(s3_env, result["run_uri"])
+    manifest = s3_manifest(s3_env, result.run_uri)
     assert manifest["flow_run_id"] == str(flow_run["id"])
     assert [e["epoch"] for e in manifest["checkpoints"]] == [1, 2]
-    assert manifest["checkpoints"][-1]["uri"] == result["last_checkpoint"]
+    assert manifest["checkpoints"][-1]["uri"] == result.last_checkpoint
     for entry in [*manifest["checkpoints"], manifest["best"]]:
         data = s3_read(s3_env, entry["uri"])
         assert (hashlib.sha256(data).hexdigest(), len(data)) == (entry["sha256"], entry["size"]), entry["uri"]
-    assert manifest["best"]["uri"] == result["best_checkpoint"]
+    assert manifest["best"]["uri"] == result.best_checkpoint
 
-    run_bucket, run_key = split_s3(result["run_uri"])
+    run_bucket, run_key = split_s3(result.run_uri)
     keys = s3_keys(s3_env, run_bucket, run_key + "/")
     assert f"{run_key}/config.yaml" in keys
     assert any("/tensorboard/" in k for k in keys)
-    last = s3_checkpoint(s3_env, result["last_checkpoint"])
+    last = s3_checkpoint(s3_env, result.last_checkpoint)
     assert last["lineage"]["flow_run_id"] == str(flow_run["id"])
-    assert last["lineage"]["run_uri"] == result["run_uri"]
+    assert last["lineage"]["run_uri"] == result.run_uri
 
     by_key = {a.key: a for a in checkpoints_artifact(flow_run["id"]) if a.key}
     assert f"{FLOW_EXPERIMENT}-checkpoints" in by_key, sorted(by_key)
     rows = by_key[f"{FLOW_EXPERIMENT}-checkpoints"].data
     rows = json.loads(rows) if isinstance(rows, str) else rows
     assert {r["kind"]: r["uri"] for r in rows} == {
-        "run": result["run_uri"],
-        "last": result["last_checkpoint"],
-        "best": result["best_checkpoint"],
+        "run": result.run_uri,
+        "last": result.last_checkpoint,
+        "best": result.best_checkpoint,
     }
 
 
@@ -307,40 +307,40 @@ def _resume(tiny_config, s3_env, bucket, resume: str, epochs: int, experiment: s
 
 def _assert_lineage(s3_env, resumed: dict, parent_uri: str, epochs: int, steps_per_epoch: int) -> None:
     """Counters continue from the parent's, and the new run's checkpoints and manifest name the parent."""
-    assert resumed["resumed_from"] == parent_uri
-    assert resumed["epochs"] == epochs
-    last = s3_checkpoint(s3_env, resumed["last_checkpoint"])
+    assert resumed.resumed_from == parent_uri
+    assert resumed.epochs == epochs
+    last = s3_checkpoint(s3_env, resumed.last_checkpoint)
     assert (last["epoch"], last["progress"]["global_step"]) == (epochs, epochs * steps_per_epoch)
     assert last["lineage"]["parent"] == parent_uri
-    assert s3_manifest(s3_env, resumed["run_uri"])["parent"] == parent_uri
+    assert s3_manifest(s3_env, resumed.run_uri)["parent"] == parent_uri
 
 
 def test_resume_from_s3_checkpoint_uri_continues_exactly(direct_run, tiny_config, s3_env, bucket):
     first = direct_run["result"]
-    steps = first["global_step"] // first["epochs"]
-    epoch1 = s3_manifest(s3_env, first["run_uri"])["checkpoints"][0]
+    steps = first.global_step // first.epochs
+    epoch1 = s3_manifest(s3_env, first.run_uri)["checkpoints"][0]
     assert epoch1["epoch"] == 1
     resumed = _resume(tiny_config, s3_env, bucket, epoch1["uri"], epochs=2, experiment="resumed")
     _assert_lineage(s3_env, resumed, epoch1["uri"], epochs=2, steps_per_epoch=steps)
-    assert resumed["run_uri"] != first["run_uri"]
+    assert resumed.run_uri != first.run_uri
     # Exact resume through S3: epoch 1 + a resumed epoch 2 equals the uninterrupted 2-epoch run.
-    uninterrupted = s3_checkpoint(s3_env, first["last_checkpoint"])["state_dict"]
-    continued = s3_checkpoint(s3_env, resumed["last_checkpoint"])["state_dict"]
+    uninterrupted = s3_checkpoint(s3_env, first.last_checkpoint)["state_dict"]
+    continued = s3_checkpoint(s3_env, resumed.last_checkpoint)["state_dict"]
     assert all(torch.equal(uninterrupted[k], continued[k]) for k in uninterrupted)
 
 
 def test_resume_from_s3_run_prefix_takes_newest_checkpoint(direct_run, tiny_config, s3_env, bucket):
     first = direct_run["result"]
-    steps = first["global_step"] // first["epochs"]
-    resumed = _resume(tiny_config, s3_env, bucket, first["run_uri"] + "/", epochs=3, experiment="resumed")
-    _assert_lineage(s3_env, resumed, first["last_checkpoint"], epochs=3, steps_per_epoch=steps)
+    steps = first.global_step // first.epochs
+    resumed = _resume(tiny_config, s3_env, bucket, first.run_uri + "/", epochs=3, experiment="resumed")
+    _assert_lineage(s3_env, resumed, first.last_checkpoint, epochs=3, steps_per_epoch=steps)
 
 
 def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_config, s3_env, bucket):
     from flows.train import train_hand_gesture_classifier
 
     first = flow_run["result"]
-    steps = s3_manifest(s3_env, first["run_uri"])["checkpoints"][-1]["global_step"] // 2
+    steps = s3_manifest(s3_env, first.run_uri)["checkpoints"][-1]["global_step"] // 2
     ref = f"prefect://flow-runs/{flow_run['id']}"
     state = train_hand_gesture_classifier(
         config="configs/demo.yaml",
@@ -352,15 +352,15 @@ def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_con
     )
     assert state.is_completed(), state.message
     resumed = state.result()
-    assert resumed["run_uri"].startswith(f"s3://{bucket}/runs/{FLOW_EXPERIMENT}/")
-    _assert_lineage(s3_env, resumed, first["last_checkpoint"], 3, steps)
-    last = s3_checkpoint(s3_env, resumed["last_checkpoint"])
+    assert resumed.run_uri.startswith(f"s3://{bucket}/runs/{FLOW_EXPERIMENT}/")
+    _assert_lineage(s3_env, resumed, first.last_checkpoint, 3, steps)
+    last = s3_checkpoint(s3_env, resumed.last_checkpoint)
     assert last["lineage"]["flow_run_id"] == str(state.state_details.flow_run_id)
 
     # `/best`: that run's best_model.pth, whichever epoch it was.
-    best_epoch = s3_manifest(s3_env, first["run_uri"])["best"]["epoch"]
+    best_epoch = s3_manifest(s3_env, first.run_uri)["best"]["epoch"]
     from_best = _resume(tiny_config, s3_env, bucket, ref + "/best", epochs=best_epoch + 1, experiment="best")
-    _assert_lineage(s3_env, from_best, first["best_checkpoint"], best_epoch + 1, steps)
+    _assert_lineage(s3_env, from_best, first.best_checkpoint, best_epoch + 1, steps)
 
 
 # -- 4. credentials from saved blocks ---------------------------------------------------------------------
@@ -387,21 +387,21 @@ def test_train_and_resume_with_credentials_from_saved_blocks(
             "train_params.epochs=1",
         )
     )
-    assert first["last_checkpoint"].startswith(f"s3://{bucket}/runs/")
+    assert first.last_checkpoint.startswith(f"s3://{bucket}/runs/")
     resumed = run_training(
         tiny_config(
             f"storage.uri=s3://{bucket}/runs",
             f"storage.block=s3-bucket/{bucket_name}",
             "train_params.epochs=2",
         ),
-        resume=first["last_checkpoint"],
+        resume=first.last_checkpoint,
     )
-    assert resumed["resumed_from"] == first["last_checkpoint"] and resumed["epochs"] == 2
+    assert resumed.resumed_from == first.last_checkpoint and resumed.epochs == 2
     keys = s3_keys(s3_env, bucket)
     for result in (first, resumed):
-        assert split_s3(result["last_checkpoint"])[1] in keys
-        assert split_s3(result["best_checkpoint"])[1] in keys
-    assert s3_checkpoint(s3_env, resumed["last_checkpoint"])["lineage"]["parent"] == first["last_checkpoint"]
+        assert split_s3(result.last_checkpoint)[1] in keys
+        assert split_s3(result.best_checkpoint)[1] in keys
+    assert s3_checkpoint(s3_env, resumed.last_checkpoint)["lineage"]["parent"] == first.last_checkpoint
 
 
 # -- 5. the notebook helper -------------------------------------------------------------------------------
@@ -412,11 +412,11 @@ def test_load_model_from_s3_uri_and_flow_run_reference(flow_run, s3_env: MotoSer
 
     result = flow_run["result"]
     settings = S3Settings(endpoint_url=s3_env.endpoint_url)
-    by_uri = load_model(result["best_checkpoint"], s3=settings)
+    by_uri = load_model(result.best_checkpoint, s3=settings)
     by_ref = load_model(f"prefect://flow-runs/{flow_run['id']}", s3=settings)
-    assert by_uri.uri == result["best_checkpoint"] and by_ref.uri == result["last_checkpoint"]
+    assert by_uri.uri == result.best_checkpoint and by_ref.uri == result.last_checkpoint
     assert by_ref.epoch == 2
-    expected = s3_checkpoint(s3_env, result["last_checkpoint"])["state_dict"]
+    expected = s3_checkpoint(s3_env, result.last_checkpoint)["state_dict"]
     for loaded in (by_uri, by_ref):
         assert loaded.model_name == "MobileNetV3_small" and loaded.image_size == [32, 32]
         assert len(loaded.class_names) == 19 and not loaded.model.training
@@ -537,7 +537,7 @@ def test_secret_from_saved_block_is_written_nowhere(
         )
         assert second.is_completed(), second.message
     flow_run_ids = [first.state_details.flow_run_id, second.state_details.flow_run_id]
-    assert second.result()["resumed_from"] == first.result()["last_checkpoint"]
+    assert second.result().resumed_from == first.result().last_checkpoint
 
     needle = secret.encode()
     places: dict[str, bytes] = {}

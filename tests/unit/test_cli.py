@@ -1,7 +1,8 @@
 import json
 
 from handgesture.cli import main
-from handgesture.data.annotations import HAGRID_TARGETS, read_annotations
+from handgesture.data.annotations import read_annotations
+from handgesture.labels import HAGRID_TARGETS
 
 
 def test_synth_command_writes_a_hagrid_format_dataset(tmp_path, capsys):

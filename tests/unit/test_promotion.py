@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from handgesture.checkpoint import CheckpointError
-from handgesture.promotion import best_ref, decide, promote_if_better
-from handgesture.resolve import resolve_checkpoint
+from handgesture.checkpoints.best import best_ref
+from handgesture.checkpoints.locate import resolve_checkpoint
+from handgesture.errors import CheckpointError
+from handgesture.promotion import decide, promote_if_better
 from handgesture.training import run_training
 
 pytestmark = pytest.mark.slow
@@ -25,33 +26,31 @@ def test_promotion_both_ways_and_resume_from_the_current_best(tiny_config, tmp_p
     with pytest.raises(CheckpointError, match="no best model has been promoted"):
         resolve_checkpoint(ref)
 
-    first = promote_if_better(cfg, weak["best_checkpoint"])
-    assert first["promoted"] and first["incumbent"] is None
+    first = promote_if_better(cfg, weak.best_checkpoint)
+    assert first.promoted and first.incumbent is None
     # Re-evaluation on the same split reproduces the metric the run recorded for its best checkpoint.
-    assert first["challenger_metric"] == pytest.approx(weak["best_metric"])
-    assert resolve_checkpoint(ref).uri == weak["best_checkpoint"]
+    assert first.challenger_metric == pytest.approx(weak.best_metric)
+    assert resolve_checkpoint(ref).uri == weak.best_checkpoint
 
     better = run_training(cfg, resume=ref, run_name="better")
-    assert better["resumed_from"] == weak["best_checkpoint"]
-    decision = promote_if_better(cfg, better["best_checkpoint"])
-    assert decision["promoted"] and decision["incumbent"] == weak["best_checkpoint"]
+    assert better.resumed_from == weak.best_checkpoint
+    decision = promote_if_better(cfg, better.best_checkpoint)
+    assert decision.promoted and decision.incumbent == weak.best_checkpoint
     pointer_path = tmp_path / "runs" / "demo" / "best.json"
     pointer = json.loads(pointer_path.read_text())
-    assert (
-        pointer["checkpoint"] == better["best_checkpoint"] and pointer["previous"] == weak["best_checkpoint"]
-    )
+    assert pointer["checkpoint"] == better.best_checkpoint and pointer["previous"] == weak.best_checkpoint
 
     worse_cfg = tiny_config("train_params.epochs=1", "optimizer.lr=50", "checkpoint.resume_mode=finetune")
     worse = run_training(worse_cfg, resume=ref, run_name="worse")
-    decision = promote_if_better(worse_cfg, worse["best_checkpoint"])
-    assert not decision["promoted"] and decision["challenger_metric"] < decision["incumbent_metric"]
+    decision = promote_if_better(worse_cfg, worse.best_checkpoint)
+    assert not decision.promoted and decision.challenger_metric < decision.incumbent_metric
     assert json.loads(pointer_path.read_text()) == pointer
 
 
 def test_a_pointer_whose_checkpoint_changed_is_refused(tiny_config, tmp_path):
     cfg = tiny_config("train_params.epochs=1")
     run = run_training(cfg, run_name="only")
-    promote_if_better(cfg, run["best_checkpoint"])
+    promote_if_better(cfg, run.best_checkpoint)
     pointer_path = tmp_path / "runs" / "demo" / "best.json"
     pointer = json.loads(pointer_path.read_text())
     pointer_path.write_text(json.dumps({**pointer, "sha256": "0" * 64}))

@@ -9,18 +9,18 @@ from handgesture.training import run_training
 
 def test_event_files_hold_loss_lr_metrics_confusion_and_hparams(tiny_config):
     result = run_training(tiny_config("train_params.log_every_n_steps=1"), run_name="tb")
-    log_dir = Path(result["run_uri"]) / "tensorboard"
+    log_dir = Path(result.run_uri) / "tensorboard"
     events = EventAccumulator(str(log_dir), size_guidance={"images": 0, "scalars": 0}).Reload()
     tags = events.Tags()
 
     loss = events.Scalars("train/loss")
-    assert len(loss) == result["global_step"]  # one point per step
+    assert len(loss) == result.global_step  # one point per step
     assert "train/lr" in tags["scalars"]
     for head in ("gesture", "leading_hand"):
         for metric in ("accuracy", "f1_score", "precision", "recall"):
             points = events.Scalars(f"val/{head}/{metric}")
             assert [p.step for p in points] == [1, 2]
-    assert events.Scalars("val/gesture/f1_score")[-1].value == result["metrics"]["gesture/f1_score"]
+    assert events.Scalars("val/gesture/f1_score")[-1].value == result.metrics["gesture/f1_score"]
     assert len(events.Images("val/confusion_matrix")) == 2
 
     plugin_tags = set()

@@ -1,26 +1,11 @@
-"""HaGRID data: annotation reading, person split, crop geometry, synthetic data, datasets and loaders."""
+"""HaGRID data: reading annotations, the crop cache, datasets and loaders.
 
-from handgesture.data.annotations import (
-    HAGRID_TARGETS,
-    AnnotationSet,
-    DataError,
-    Sample,
-    read_annotations,
-    split_by_user,
-)
-from handgesture.data.dataset import EpochSampler, HandCropDataset, collate_skipping, make_loader
-from handgesture.data.synthetic import generate_synthetic
-
-__all__ = [
-    "HAGRID_TARGETS",
-    "AnnotationSet",
-    "DataError",
-    "EpochSampler",
-    "HandCropDataset",
-    "Sample",
-    "collate_skipping",
-    "generate_synthetic",
-    "make_loader",
-    "read_annotations",
-    "split_by_user",
-]
+annotations     HaGRID's JSON annotations -> one Sample per hand box; the person split
+geometry        crop boxes (pure functions)
+synthetic       a synthetic dataset in HaGRID's format (the demo's and the tests' data)
+cache           the crop cache: keyed by content, verified, prepared once (cache_build cuts the rows,
+                cached_dataset reads them, cache_share shares them through a store)
+dataset         the full-frame crop dataset, the resumable epoch sampler, the skipping loader
+prepare         the prepare-data step: what it prepared, and opening it again for training
+loaders         the train / validation / test loaders a run or an evaluation reads
+"""

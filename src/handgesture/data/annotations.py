@@ -10,18 +10,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from handgesture.errors import DataError
+from handgesture.labels import HAND_INDEX, NO_GESTURE
+
 log = logging.getLogger(__name__)
-
-HAGRID_TARGETS: list[str] = [
-    "call", "dislike", "fist", "four", "like", "mute", "ok", "one", "palm", "peace", "rock", "stop",
-    "stop_inverted", "three", "two_up", "two_up_inverted", "three2", "peace_inverted", "no_gesture",
-]  # fmt: skip
-NO_GESTURE = "no_gesture"
-HANDS = {"left": 0, "right": 1}
-
-
-class DataError(ValueError):
-    """The data on disk is not what HaGRID's format (or a usable dataset) requires."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ def _parse_entry(entry, where: str) -> tuple[list[tuple[tuple[float, ...], str]]
     if not isinstance(user_id, str) or not user_id:
         raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
     hand = entry.get("leading_hand")
-    if hand not in HANDS:
+    if hand not in HAND_INDEX:
         raise DataError(f"{where}: 'leading_hand' must be 'left' or 'right', got {hand!r}")
     pairs = []
     for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):
@@ -68,7 +60,7 @@ def _parse_entry(entry, where: str) -> tuple[list[tuple[tuple[float, ...], str]]
         if not isinstance(label, str):
             raise DataError(f"{where}: label {i} must be a string, got {label!r}")
         pairs.append((tuple(float(v) for v in box), label))
-    return pairs, HANDS[hand], user_id
+    return pairs, HAND_INDEX[hand], user_id
 
 
 def _image_path(gesture_dir: Path, image_id: str, where: str) -> Path:
@@ -171,3 +163,36 @@ def split_by_user(samples, seed: int, val_fraction: float = 0.2) -> tuple[list[S
     train = [s for s in samples if s.user_id in train_users]
     val = [s for s in samples if s.user_id not in train_users]
     return train, val
+
+
+def image_name(path: str) -> str:
+    """HaGRID's ``<gesture>/<image_id>.jpg`` name of an image, wherever the dataset lives."""
+    return "/".join(Path(path).parts[-2:])
+
+
+def samples_to_columns(samples: list[Sample]) -> dict[str, list]:
+    """Samples as plain columns, images by name: an index that stays valid when the dataset moves."""
+    return {
+        "images": [image_name(s.image) for s in samples],
+        "boxes": [list(s.box) for s in samples],
+        "gestures": [s.gesture for s in samples],
+        "leading_hands": [s.leading_hand for s in samples],
+        "user_ids": [s.user_id for s in samples],
+    }
+
+
+def samples_from_columns(columns: dict[str, list], dataset_dir) -> list[Sample]:
+    """The inverse of `samples_to_columns`, with images under ``dataset_dir``."""
+    root = Path(dataset_dir).absolute()
+    fields = zip(
+        columns["images"],
+        columns["boxes"],
+        columns["gestures"],
+        columns["leading_hands"],
+        columns["user_ids"],
+        strict=True,
+    )
+    return [
+        Sample(os.path.normpath(root / name), tuple(box), g, hand, user)
+        for name, box, g, hand, user in fields
+    ]

@@ -8,10 +8,12 @@ to ``max_scale x image_size``, the resolution training needs: a crop at scale 1 
 
 Layout of ``<cache_dir>/crops-<key>/``: ``crops.bin`` (rows back to back, interleaved RGB: raw uint8
 [side, side, 3], or JPEG at ``quality``), ``rows.npy`` (int64 [N, 5]: offset, length, frame_w, frame_h, row
-side; length 0 = the image was unreadable), and ``index.json`` (written last: key, settings, sizes and sha256
-of both files). The key digests the settings, the annotation files (name and bytes) and every sample with
-its image's ``<gesture>/<file>`` name and byte size; no absolute paths or mtimes, so a copy of the dataset on
-another machine has the same key and can use a cache prepared elsewhere (:mod:`handgesture.data.cache_share`).
+side; length 0 = the image was unreadable), ``samples.json`` (the samples themselves, images by name, so a
+prepared cache opens without reading the annotations again) and ``index.json`` (written last: key, settings,
+counts, sizes and sha256 of the other files). The key digests the settings, the annotation files (name and
+bytes) and every sample with its image's ``<gesture>/<file>`` name and byte size; no absolute paths or mtimes,
+so a copy of the dataset on another machine has the same key and can use a cache prepared elsewhere
+(:mod:`handgesture.data.cache_share`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-from handgesture.data.annotations import Sample
+from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cached_dataset import CachedCropDataset
 from handgesture.data.geometry import MAX_CROP_SCALE
+from handgesture.errors import DataError
 from handgesture.storage import sha256_file
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 3: rows interleaved (H, W, C), so PIL resamples them without a copy
+FORMAT_VERSION = 4  # 3: rows interleaved (H, W, C), so PIL resamples them without a copy; 4: samples.json
 FORMATS = ("raw", "jpeg")
-DATA_FILES = ("crops.bin", "rows.npy")
+SAMPLES = "samples.json"
+DATA_FILES = ("crops.bin", "rows.npy", SAMPLES)
 INDEX = "index.json"
 
 # Folders verified in this process: (folder, key) -> the files' sizes and mtimes then. The prepare task and
@@ -58,10 +62,6 @@ class CacheSettings:
     version: int = FORMAT_VERSION
 
 
-def _image_name(path: str) -> str:
-    return "/".join(Path(path).parts[-2:])  # HaGRID's <gesture>/<image_id>.jpg, wherever the dataset lives
-
-
 def cache_key(samples, settings: CacheSettings, annotation_files=()) -> str:
     """sha256 of everything the rows depend on; images by name and byte size (a stat, not a read)."""
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
@@ -75,7 +75,7 @@ def cache_key(samples, settings: CacheSettings, annotation_files=()) -> str:
                 sizes[s.image] = os.stat(s.image).st_size
             except OSError:
                 sizes[s.image] = -1
-        fields = [_image_name(s.image), list(s.box), s.gesture, s.leading_hand, s.user_id, sizes[s.image]]
+        fields = [image_name(s.image), list(s.box), s.gesture, s.leading_hand, s.user_id, sizes[s.image]]
         h.update(json.dumps(fields).encode())
     return h.hexdigest()
 
@@ -107,12 +107,14 @@ def verify_folder(folder: Path, key: str) -> dict | None:
 @dataclass
 class CropCache:
     folder: Path
+    key: str
     samples: list[Sample]
     image_size: tuple[int, int]
     settings: CacheSettings
     rows: np.ndarray  # int64 [N, 5]: offset, length, frame_w, frame_h, row side
     unreadable: int
-    origin: str  # "reused", "downloaded" or "prepared"
+    missing_images: int  # annotated images that were not on disk when the samples were read
+    origin: str  # "reused", "downloaded", "prepared" or "opened"
 
     def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
         return CachedCropDataset(self, self.samples if samples is None else samples, train)
@@ -120,7 +122,9 @@ class CropCache:
     def summary(self) -> dict:
         return {
             "folder": str(self.folder),
+            "key": self.key,
             "samples": len(self.samples),
+            "missing_images": self.missing_images,
             "unreadable": self.unreadable,
             "origin": self.origin,
             "bytes": sum((self.folder / name).stat().st_size for name in DATA_FILES),
@@ -148,6 +152,7 @@ def prepare_cache(
     quality: int = 95,
     workers: int = 0,
     annotation_files=(),
+    missing_images: int = 0,
     share=None,
 ) -> CropCache:
     """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir``; see the module docstring.
@@ -163,24 +168,46 @@ def prepare_cache(
     if index is None and share is not None:
         index, origin = share.fetch(folder, key), "downloaded"
     if index is None:
-        index, origin = _build(samples, settings, key, folder, workers), "prepared"
+        index, origin = _build(samples, settings, key, folder, workers, missing_images), "prepared"
     if share is not None and origin != "downloaded":
         share.publish(folder)
     if index["unreadable"]:
         log.warning("Crop cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
+    return _loaded(folder, key, index, samples, image_size, origin)
+
+
+def open_cache(folder, key: str, image_size, dataset_dir) -> CropCache:
+    """A cache prepared earlier (by the prepare-data step), opened by folder and key: its samples come from
+    the cache itself, so nothing is read from the annotations or keyed again."""
+    folder = Path(folder)
+    index = verify_folder(folder, key)
+    if index is None:
+        raise DataError(
+            f"prepared crop cache {folder} is missing or does not verify against key {key[:24]}; "
+            "prepare the data again (handgesture prepare, or the prepare-data task)"
+        )
+    samples = samples_from_columns(json.loads((folder / SAMPLES).read_text()), dataset_dir)
+    return _loaded(folder, key, index, samples, image_size, "opened")
+
+
+def _loaded(folder: Path, key: str, index: dict, samples, image_size, origin: str) -> CropCache:
     size = (int(image_size[0]), int(image_size[1]))
+    settings = CacheSettings(**index["settings"])
     rows = np.load(folder / "rows.npy")
-    return CropCache(folder, samples, size, settings, rows, int(index["unreadable"]), origin)
+    unreadable, missing = int(index["unreadable"]), int(index["missing_images"])
+    return CropCache(folder, key, list(samples), size, settings, rows, unreadable, missing, origin)
 
 
-def _build(samples, settings: CacheSettings, key: str, folder: Path, workers: int) -> dict:
+def _build(samples, settings: CacheSettings, key: str, folder: Path, workers: int, missing: int) -> dict:
     """Write the cache into a temp folder next to ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         log.info("Preparing crop cache of %d samples in %s", len(samples), folder)
         unreadable = write_rows(samples, settings, tmp, workers)
+        (tmp / SAMPLES).write_text(json.dumps(samples_to_columns(samples)))
         index = {"key": key, "settings": asdict(settings), "count": len(samples), "unreadable": unreadable}
+        index["missing_images"] = missing
         index["files"] = {name: _file_entry(tmp / name) for name in DATA_FILES}
         (tmp / INDEX).write_text(json.dumps(index, indent=1))
         shutil.rmtree(folder, ignore_errors=True)

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from handgesture.data.cache import DATA_FILES, INDEX, verify_folder
-from handgesture.storage import ObjectNotFoundError, StorageError, Store
+from handgesture.errors import ObjectNotFoundError, StorageError
+from handgesture.storage import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from handgesture.data.annotations import HAGRID_TARGETS, NO_GESTURE
+from handgesture.labels import HAGRID_TARGETS, NO_GESTURE
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,95 @@
+"""One resume path: a URI goes in, a verified checkpoint comes out.
+
+Accepted URIs: a checkpoint file (local path, `file://`, `s3://`); a run folder / prefix, which resolves
+to its newest committed checkpoint that verifies against the run manifest; `prefect://flow-runs/<id>`
+(that flow run's last checkpoint, or its best with `/best`); `<storage>/<experiment>/best` (the experiment's
+current best, followed through its `best.json` pointer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from handgesture.checkpoints.best import follow_best_ref, is_best_ref
+from handgesture.checkpoints.format import from_bytes
+from handgesture.checkpoints.prefect_refs import PREFIX, is_flow_run_ref, resolve_flow_run_ref
+from handgesture.checkpoints.run_folder import (
+    CHECKPOINTS,
+    manifest_entry,
+    read_manifest,
+    split_checkpoint_uri,
+)
+from handgesture.errors import CheckpointError, ChecksumMismatchError, InputError, UnsupportedSchemeError
+from handgesture.storage import S3Settings, Store, cached_download, is_local, open_store
+
+log = logging.getLogger(__name__)
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+RESUME_FORMS = (
+    "a local path, file://..., s3://bucket/..., <storage>/<experiment>/best, or " + PREFIX + "<id>[/best]"
+)
+
+
+@dataclass
+class Resolved:
+    uri: str
+    checkpoint: dict[str, Any]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HANDGESTURE_CACHE", Path(tempfile.gettempdir()) / "handgesture-cache"))
+
+
+def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path | None = None) -> Resolved:
+    """Load the checkpoint `uri` names, verified against its run's manifest when there is one."""
+    cache_dir = cache_dir or default_cache_dir()
+    scheme = urlparse(uri).scheme.lower()
+    if scheme not in ("file", "s3", "prefect") and not is_local(uri):
+        # Checked here, so the message names the whole URI and every form resume accepts.
+        raise UnsupportedSchemeError(
+            f"unsupported resume URI {uri!r}: scheme '{scheme}://' is not supported; expected a checkpoint "
+            f"or run folder as {RESUME_FORMS}"
+        )
+    if is_flow_run_ref(uri):
+        uri = resolve_flow_run_ref(uri)
+    elif is_best_ref(uri):
+        uri = follow_best_ref(uri, s3)
+    if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
+        run_uri, key = split_checkpoint_uri(uri)
+        return _load_named(open_store(run_uri, s3), key, cache_dir)
+    return _load_newest(open_store(uri, s3), cache_dir)
+
+
+def _load_named(store: Store, key: str, cache_dir: Path) -> Resolved:
+    uri = store.uri(key)
+    if not store.exists(key):
+        raise CheckpointError(f"resume checkpoint {uri} does not exist (expected a .pth checkpoint file)")
+    manifest = read_manifest(store)
+    # No manifest: a bare file (e.g. the tutorial's best_model.pth); torch.load still checks its structure.
+    entry = manifest_entry(manifest, key) if manifest else None
+    try:
+        path = cached_download(store, key, cache_dir, sha256=entry["sha256"] if entry else None)
+    except ChecksumMismatchError as exc:
+        raise CheckpointError(f"resume checkpoint {uri} failed verification: {exc}") from None
+    return Resolved(uri, from_bytes(path.read_bytes(), uri))
+
+
+def _load_newest(store: Store, cache_dir: Path) -> Resolved:
+    manifest = read_manifest(store)
+    if manifest is None or not manifest["checkpoints"]:
+        what = "has no committed checkpoints" if store.list() else "does not exist or is empty"
+        raise CheckpointError(
+            f"resume run {store.root} {what} (expected a run folder with {CHECKPOINTS}/ and manifest.json, "
+            f"or a .pth checkpoint file)"
+        )
+    for entry in reversed(manifest["checkpoints"]):
+        try:
+            return _load_named(store, entry["key"], cache_dir)
+        except InputError as exc:  # torn, flipped or gone; an outage is not skipped past
+            log.warning("skipping checkpoint that does not verify: %s", exc)
+    raise CheckpointError(f"resume run {store.root}: no committed checkpoint verifies (see warnings above)")

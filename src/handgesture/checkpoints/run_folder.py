@@ -1,0 +1,174 @@
+"""A run folder in a store: checkpoints committed atomically, recorded in a manifest written last.
+
+Layout of `<storage>/<experiment>/<run>/`:
+    checkpoints/e0003-s00000120.pth   every committed checkpoint (retention keeps last N and best K)
+    best_model.pth                    the best checkpoint so far (the tutorial's file name)
+    manifest.json                     sha256, size, epoch, step and metrics of each checkpoint; written last
+    config.yaml                       the resolved config
+    tensorboard/                      event files
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from handgesture.checkpoints.format import read_record, to_bytes, write_record
+from handgesture.checkpoints.uploader import BackgroundUploader
+from handgesture.metrics import BEST_METRIC, scalars
+from handgesture.storage import Store, root_uri
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+BEST = "best_model.pth"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tensorboard"
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class Retention:
+    keep_last: int = 2
+    keep_best: int = 1
+    protected: set[str] = field(default_factory=set)  # keys never deleted (the checkpoint a run resumed from)
+
+
+class RunFolder:
+    """Commits checkpoints into one run's folder of a store and keeps its manifest.
+
+    Call `close()` when done: with a remote store it waits until every upload is confirmed.
+    """
+
+    def __init__(self, store: Store, retention: Retention | None = None, spool_dir: Path | None = None):
+        self.store = store
+        root_digest = hashlib.sha256(store.root.encode()).hexdigest()[:16]
+        self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "handgesture-spool" / root_digest
+        self.retention = retention or Retention()
+        self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
+        # Remote stores upload in the background from a local spool, in commit order (see uploader.py).
+        remote = store.local_path(MANIFEST) is None
+        self.uploader = BackgroundUploader(store, self.spool_dir) if remote else None
+
+    @property
+    def uri(self) -> str:
+        return self.store.root
+
+    def commit(self, checkpoint: dict[str, Any], *, is_best: bool) -> dict[str, Any]:
+        """Write the checkpoint (and best_model.pth), then the manifest: visible only once complete."""
+        data = to_bytes(checkpoint)
+        progress = checkpoint["progress"]
+        key = f"{CHECKPOINTS}/e{progress['epoch']:04d}-s{progress['global_step']:08d}.pth"
+        entry = {
+            "key": key,
+            "uri": self.store.uri(key),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "epoch": progress["epoch"],
+            "position": progress["position"],
+            "global_step": progress["global_step"],
+            "metrics": scalars(checkpoint.get("metrics", {})),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self._put(data, [key, BEST] if is_best else [key])
+        if is_best:
+            self.manifest["best"] = {**entry, "key": BEST, "uri": self.store.uri(BEST), "source": key}
+        self.manifest["checkpoints"] = [e for e in self.manifest["checkpoints"] if e["key"] != key] + [entry]
+        doomed = self._apply_retention()
+        self.write_manifest()
+        # Files go only after the manifest stops naming them, so it never points at a deleted checkpoint.
+        for stale in doomed:
+            self._delete(stale)
+        return entry
+
+    def _put(self, data: bytes, keys: list[str]) -> None:
+        if self.uploader is None:
+            for key in keys:
+                self.store.put_bytes(data, key)
+        else:
+            self.uploader.put_bytes(data, keys)
+
+    def _delete(self, key: str) -> None:
+        if self.uploader is None:
+            self.store.delete(key)
+        else:
+            self.uploader.delete(key)
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        if self.uploader is None:
+            self.store.put_file(local_path, key)
+        else:
+            self.uploader.put_file(local_path, key)
+
+    def close(self, timeout: float) -> None:
+        """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go."""
+        if self.uploader is not None:
+            self.uploader.close(timeout)
+
+    def write_manifest(self, **extra: Any) -> None:
+        self.manifest.update(extra)
+        self._put(write_record(self.manifest), [MANIFEST])
+
+    def write_text(self, key: str, text: str) -> None:
+        self._put(text.encode(), [key])
+
+    def tensorboard_dir(self) -> Path:
+        """Where event files go: in place for a local store, else a local folder synced each epoch."""
+        local = self.store.local_path(TENSORBOARD)
+        return local if local is not None else Path(tempfile.mkdtemp(prefix="handgesture-tb-"))
+
+    def sync_tensorboard(self, log_dir: Path) -> None:
+        """Queue `log_dir`'s event files for a remote run folder (a local store already has them in place)."""
+        if self.store.local_path(TENSORBOARD) is not None:
+            return
+        for path in sorted(log_dir.rglob("*")):
+            if path.is_file():
+                self.put_file(path, f"{TENSORBOARD}/{path.relative_to(log_dir).as_posix()}")
+
+    def _apply_retention(self) -> list[str]:
+        """Drop entries beyond last N and best K from the manifest; return the keys to delete."""
+        entries = self.manifest["checkpoints"]
+        keep = (
+            {e["key"] for e in entries[-self.retention.keep_last :]}
+            if self.retention.keep_last > 0
+            else set()
+        )
+        by_metric = sorted(entries, key=lambda e: e["metrics"].get(BEST_METRIC, -1.0), reverse=True)
+        keep |= {e["key"] for e in by_metric[: self.retention.keep_best]}
+        keep |= self.retention.protected
+        self.manifest["checkpoints"] = [e for e in entries if e["key"] in keep]
+        return [e["key"] for e in entries if e["key"] not in keep]
+
+
+def read_manifest(store: Store) -> dict[str, Any] | None:
+    return read_record(store, MANIFEST, "run manifest", "checkpoints", list)
+
+
+def manifest_entry(manifest: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The manifest's record of `key`: a checkpoint, or best_model.pth."""
+    if key == BEST:
+        return manifest.get("best")
+    return next((e for e in manifest["checkpoints"] if e["key"] == key), None)
+
+
+def experiment_uri(storage_uri: str, experiment: str) -> str:
+    return f"{root_uri(storage_uri)}/{experiment}"
+
+
+def run_uri(storage_uri: str, experiment: str, run_name: str) -> str:
+    return f"{experiment_uri(storage_uri, experiment)}/{run_name}"
+
+
+def split_checkpoint_uri(uri: str) -> tuple[str, str]:
+    """`.../run/checkpoints/x.pth` -> (`.../run`, `checkpoints/x.pth`); `.../run/best_model.pth` likewise."""
+    uri = root_uri(uri.removeprefix("file://")) if "://" not in uri or uri.startswith("file://") else uri
+    parent, _, name = uri.rstrip("/").rpartition("/")
+    grandparent, _, folder = parent.rpartition("/")
+    if folder == CHECKPOINTS:
+        return grandparent or "/", f"{CHECKPOINTS}/{name}"
+    return parent or "/", name

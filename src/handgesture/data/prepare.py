@@ -1,0 +1,137 @@
+"""The prepare-data step, once per dataset and settings: the synthetic demo data when asked for, then the
+crop caches of the training and test annotations, so epochs read small crops instead of decoding frames.
+
+`prepare_data` is the flow's prepare-data task and `handgesture prepare`. It returns what it prepared
+(`PreparedData`: each split's cache folder and key), and training, evaluation and promotion open exactly
+that with `open_split`: the annotations are read and the caches keyed once per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from handgesture.config import Config
+from handgesture.data.annotations import Sample, read_annotations
+from handgesture.data.cache import CropCache, open_cache, prepare_cache
+from handgesture.data.cache_share import CacheShare
+from handgesture.data.dataset import HandCropDataset
+from handgesture.data.synthetic import generate_synthetic
+from handgesture.errors import DataError
+from handgesture.storage import open_store, s3_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedSplit:
+    """One annotations folder as prepared: its crop cache (None when caching is off) and what it holds."""
+
+    annotations: str
+    cache: str | None = None
+    key: str | None = None
+    samples: int | None = None
+    missing_images: int = 0
+    unreadable: int = 0
+    origin: str = "off"  # reused, downloaded, prepared; off: frames are decoded each epoch
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PreparedData:
+    """What the prepare-data step made: "train" (split by person into train and validation) and "test"."""
+
+    splits: dict[str, PreparedSplit] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"splits": {name: asdict(split) for name, split in self.splits.items()}}
+
+
+@dataclass
+class SplitData:
+    """A split's samples and how to make a crop dataset of some of them."""
+
+    samples: list[Sample]
+    missing_images: int
+    cache: CropCache | None
+
+    def dataset(self, samples: list[Sample], train: bool, image_size):
+        if self.cache is None:
+            return HandCropDataset(samples, (image_size[0], image_size[1]), train=train)
+        return self.cache.dataset(samples, train=train)
+
+
+def ensure_dataset(config: Config) -> None:
+    """The demo's data: generate a HaGRID-format synthetic dataset once, when asked to and absent."""
+    annotations = Path(config.dataset.annotations)
+    if not config.synthetic.generate_if_missing or annotations.is_dir():
+        return
+    if annotations.parent != Path(config.dataset.dataset).parent:
+        raise DataError(
+            "synthetic.generate_if_missing needs dataset.annotations and dataset.dataset in one folder "
+            f"(got {annotations} and {config.dataset.dataset})"
+        )
+    log.info("generating a synthetic HaGRID-format dataset in %s (first use)", annotations.parent)
+    generate_synthetic(
+        annotations.parent,
+        per_class=config.synthetic.per_class,
+        targets=config.dataset.targets,
+        users=config.synthetic.users,
+        frame_size=tuple(config.synthetic.frame_size),
+        seed=config.random_state,
+    )
+
+
+def annotation_folders(config: Config) -> dict[str, str]:
+    folders = {"train": config.dataset.annotations}
+    if config.dataset.test_annotations:
+        folders["test"] = config.dataset.test_annotations
+    return folders
+
+
+def prepare_data(config: Config) -> PreparedData:
+    """Make sure the data and its crop caches exist; with caching off there is nothing to prepare."""
+    ensure_dataset(config)
+    prepared = PreparedData()
+    for name, folder in annotation_folders(config).items():
+        if not config.dataset.cache_dir:
+            prepared.splits[name] = PreparedSplit(annotations=folder)
+            log.info("%s split: caching is off (dataset.cache_dir=null), frames are decoded each epoch", name)
+            continue
+        start = time.perf_counter()
+        summary = _prepare_cache(config, folder).summary()
+        summary["cache"] = summary.pop("folder")
+        prepared.splits[name] = PreparedSplit(
+            annotations=folder, seconds=round(time.perf_counter() - start, 2), **summary
+        )
+        log.info("%s split: %s", name, asdict(prepared.splits[name]))
+    return prepared
+
+
+def _prepare_cache(config: Config, folder: str) -> CropCache:
+    ds = config.dataset
+    found = read_annotations(folder, ds.dataset, ds.targets, ds.subset)
+    share = CacheShare(open_store(ds.cache_uri, s3_settings(config.storage))) if ds.cache_uri else None
+    return prepare_cache(
+        found.samples,
+        ds.image_size,
+        ds.cache_dir,
+        fmt=ds.cache_format,
+        workers=config.train_params.num_workers,
+        annotation_files=sorted(Path(folder).glob("*.json")),
+        missing_images=found.missing_images,
+        share=share,
+    )
+
+
+def open_split(config: Config, split: PreparedSplit) -> SplitData:
+    """The samples of a prepared split: from its crop cache, or from the annotations when caching is off."""
+    ds = config.dataset
+    if split.cache is None:
+        found = read_annotations(split.annotations, ds.dataset, ds.targets, ds.subset)
+        return SplitData(found.samples, found.missing_images, None)
+    cache = open_cache(split.cache, split.key, ds.image_size, ds.dataset)
+    return SplitData(cache.samples, cache.missing_images, cache)

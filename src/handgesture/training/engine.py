@@ -1,0 +1,170 @@
+"""The training loop: fit / train_one_epoch / evaluate, free of I/O (hooks do the side effects)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from handgesture.metrics import BEST_METRIC, HEADS, HeadMetrics
+from handgesture.models import preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Counters that say where training stands; `epoch` counts completed epochs."""
+
+    epoch: int = 0
+    position: int = 0  # samples already consumed in the current (incomplete) epoch
+    global_step: int = 0
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    # The current epoch's running loss, so a mid-epoch resume reports the same epoch mean.
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Trainer:
+    """Everything a step needs; built once by the caller, restored from a checkpoint when resuming."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    num_classes: int
+    amp: bool = False
+    metric_average: str = "weighted"
+    progress: Progress = field(default_factory=Progress)
+    skipped_images: int = 0  # unreadable training images met by this process
+    finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+@dataclass
+class Hooks:
+    """Side effects injected by the caller; every hook is optional."""
+
+    on_step: Callable[[Progress, dict[str, float]], None] | None = None
+    on_epoch_end: Callable[[Progress, dict[str, float], bool], None] | None = None
+
+
+def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> float:
+    """One pass over `batches` (already positioned after any samples seen before a resume)."""
+    model, progress = trainer.model, trainer.progress
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    for batch in batches:
+        # Position counts sampled items, unreadable ones included, so a resume skips exactly these.
+        progress.position += batch["gesture"].numel() + int(batch["skipped"])
+        trainer.skipped_images += int(batch["skipped"])
+        if batch["gesture"].numel() < 2:
+            continue  # unreadable images left nothing, or one item, which BatchNorm cannot train on
+        images, targets = _to_device(batch, trainer.device)
+        # One backward path: autocast and the scaler are no-ops when AMP is off.
+        with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
+            outputs = model(images)
+            loss = sum(loss_fn(outputs[head].float(), targets[head]) for head in HEADS)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.scaler.scale(loss).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+        trainer.scheduler.step()
+        progress.global_step += 1
+        value = loss.item()
+        progress.epoch_loss_sum += value
+        progress.epoch_batches += 1
+        if hooks.on_step:
+            hooks.on_step(progress, {"loss": value, "lr": trainer.optimizer.param_groups[0]["lr"]})
+    return progress.epoch_loss_sum / max(progress.epoch_batches, 1)
+
+
+@torch.no_grad()
+def evaluate(trainer: Trainer, batches: Iterable[dict]) -> dict[str, Any]:
+    """Weighted accuracy / F1 / precision / recall for both heads, plus the gesture confusion matrix."""
+    trainer.model.eval()
+    metrics = {
+        head: HeadMetrics(n, trainer.device, trainer.metric_average)
+        for head, n in zip(HEADS, (trainer.num_classes, 2), strict=True)
+    }
+    skipped = 0
+    for batch in batches:
+        skipped += int(batch["skipped"])
+        if batch["gesture"].numel() == 0:
+            continue
+        images, targets = _to_device(batch, trainer.device)
+        with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
+            outputs = trainer.model(images)
+        for head in HEADS:
+            metrics[head].update(outputs[head].float(), targets[head])
+    result: dict[str, Any] = {"skipped_images": skipped}
+    for head in HEADS:
+        result.update({f"{head}/{name}": value for name, value in metrics[head].compute().items()})
+    result["confusion_matrix"] = metrics["gesture"].confusion()
+    return result
+
+
+def _to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    non_blocking = device.type == "cuda"  # pinned host memory makes the copy asynchronous
+    images = preprocess(batch["image"].to(device, non_blocking=non_blocking))
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    targets = {head: batch[head].to(device, non_blocking=non_blocking) for head in HEADS}
+    return images, targets
+
+
+def fit(
+    trainer: Trainer,
+    epochs: int,
+    train_batches: Callable[[int, int], Iterable[dict]],
+    val_batches: Callable[[], Iterable[dict]],
+    hooks: Hooks,
+) -> dict[str, Any]:
+    """Train from `trainer.progress` up to `epochs` completed epochs; returns the last validation metrics.
+
+    `train_batches(epoch, position)` yields the epoch's batches starting after `position` samples, so a
+    resumed run never replays or re-reads what it already saw.
+    """
+    progress = trainer.progress
+    last: dict[str, Any] = {}
+    for epoch in range(progress.epoch, epochs):
+        train_loss = train_one_epoch(trainer, train_batches(epoch, progress.position), hooks)
+        last = evaluate(trainer, val_batches())
+        last["train/loss"] = train_loss
+        progress.epoch, progress.position = epoch + 1, 0
+        progress.epoch_loss_sum, progress.epoch_batches = 0.0, 0
+        improved = _record(progress, last)
+        log.info(
+            "epoch %d/%d: loss %.4f, val gesture F1 %.4f%s",
+            epoch + 1,
+            epochs,
+            train_loss,
+            last[BEST_METRIC],
+            " (best so far)" if improved else "",
+        )
+        if hooks.on_epoch_end:
+            hooks.on_epoch_end(progress, last, improved)
+    return last
+
+
+def _record(progress: Progress, metrics: dict[str, Any]) -> bool:
+    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+    progress.history.append({"epoch": progress.epoch, **scalars})
+    improved = metrics[BEST_METRIC] > progress.best_metric
+    if improved:
+        progress.best_metric, progress.best_epoch = float(metrics[BEST_METRIC]), progress.epoch
+    return improved

@@ -1,0 +1,77 @@
+"""Builds what a run trains with from a Config: the device, seeds, and the trainer (model, optimizer,
+scheduler, grad scaler). The loaders are `handgesture.data.loaders`."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+from handgesture.config import Config
+from handgesture.models import build_model
+from handgesture.training.engine import Trainer
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) -> Trainer:
+    model = build_model(
+        config.model.name,
+        len(config.dataset.targets),
+        pretrained=config.model.pretrained,
+        freezed=config.model.freezed,
+        image_size=config.dataset.image_size[0],
+    ).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = config.optimizer
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=opt.lr,
+        momentum=opt.momentum,
+        weight_decay=opt.weight_decay,
+    )
+    amp = config.train_params.amp and device.type == "cuda"
+    fp16 = amp and not torch.cuda.is_bf16_supported()
+    return Trainer(
+        model=model,
+        optimizer=optimizer,
+        scheduler=_scheduler(config, optimizer, steps_per_epoch),
+        scaler=torch.amp.GradScaler(device.type, enabled=fp16),
+        device=device,
+        num_classes=len(config.dataset.targets),
+        amp=amp,
+        metric_average=config.metric_params.average,
+    )
+
+
+def _scheduler(config: Config, optimizer, steps_per_epoch: int):
+    """Linear warm-up per step as HaGRID's classifier does, then optional cosine decay."""
+    sched = config.scheduler
+    warmup_steps = max(1, sched.warmup_steps)
+    warmup = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=sched.start_factor, total_iters=warmup_steps
+    )
+    if not sched.cosine:
+        return warmup
+    total = max(warmup_steps + 1, config.train_params.epochs * steps_per_epoch)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup_steps)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])

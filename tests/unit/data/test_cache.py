@@ -1,0 +1,148 @@
+"""Crop cache: same crops as the full-frame path, keyed by content, stale or corrupt caches rebuilt."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from handgesture.data.annotations import read_annotations
+from handgesture.data.cache import prepare_cache
+from handgesture.data.cached_dataset import CachedCropDataset
+from handgesture.data.dataset import HandCropDataset
+from handgesture.data.geometry import square_crop_box
+from handgesture.data.synthetic import generate_synthetic
+
+TARGETS = ["call", "fist", "palm", "peace", "no_gesture"]
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    info = generate_synthetic(out, per_class=3, users=2, frame_size=(320, 240), seed=5, targets=TARGETS)
+    return out, info, read_annotations(info["annotations"], info["dataset"], TARGETS).samples
+
+
+def _keys(n):
+    return [0] + [(i, seed) for i in range(n) for seed in (0, 1, 7, 123)] + list(range(n))
+
+
+@pytest.mark.parametrize("size", [SIZE, (48, 64)])
+def test_cached_crops_match_full_frame_crops(data, tmp_path, size):
+    _, _, samples = data
+    cache = prepare_cache(samples, size, tmp_path)
+    ref, cached = HandCropDataset(samples, size, train=True), cache.dataset(train=True)
+    edge = [i for i, s in enumerate(samples) if min(square_crop_box(s.box, 320, 240, 1.0)[:2]) <= 0]
+    assert edge, "the synthetic set should hold boxes at the frame edge"
+    for key in _keys(len(samples)):
+        a, b = ref[key], cached[key]
+        assert (a["gesture"], a["leading_hand"]) == (b["gesture"], b["leading_hand"])
+        diff = (a["image"].int() - b["image"].int()).abs()
+        assert b["image"].shape == (3, *size) and b["image"].dtype == torch.uint8
+        # Up to resampling: rows shrunk to the cache side are filtered twice (noisy background), and their
+        # outermost output pixels also see, through the shrink filter, a row's worth beyond the crop.
+        assert diff.float().mean() < 3, key
+        assert diff[:, 1:-1, 1:-1].max() < 40 and diff.max() < 64, key
+
+
+def test_eval_dataset_and_rows_kept_as_cut_match_within_rounding(data, tmp_path):
+    _, _, samples = data
+    cache = prepare_cache(samples, SIZE, tmp_path, side=512)  # no row shrunk: whole-pixel windows
+    ref, cached = HandCropDataset(samples, SIZE, train=False), cache.dataset(samples[3:], train=False)
+    assert len(cached) == len(samples) - 3
+    for i in range(len(cached)):
+        # The same filter on the same pixels; PIL's fixed-point weights round differently by at most 1.
+        diff = (ref[i + 3]["image"].int() - cached[(i, 99)]["image"].int()).abs()
+        assert diff.max() <= 1, i
+
+
+def test_jpeg_format_is_close(data, tmp_path):
+    _, _, samples = data
+    cache = prepare_cache(samples, SIZE, tmp_path, fmt="jpeg", quality=95)
+    ref, cached = HandCropDataset(samples, SIZE, train=True), cache.dataset(train=True)
+    for key in [(i, 3) for i in range(len(samples))]:
+        assert (ref[key]["image"].int() - cached[key]["image"].int()).abs().float().mean() < 5
+
+
+def test_reused_when_unchanged_new_key_when_changed(data, tmp_path):
+    out, info, samples = data
+    first = prepare_cache(samples, SIZE, tmp_path)
+    stamp = (first.folder / "index.json").stat().st_mtime_ns
+    again = prepare_cache(samples, SIZE, tmp_path)
+    assert again.folder == first.folder and (again.folder / "index.json").stat().st_mtime_ns == stamp
+    assert prepare_cache(samples, (32, 32), tmp_path).folder != first.folder  # another side
+    assert prepare_cache(samples, SIZE, tmp_path, max_scale=1.5).folder != first.folder
+    assert prepare_cache(samples[1:], SIZE, tmp_path).folder != first.folder
+    ann = sorted(os.listdir(info["annotations"]))[0]
+    ann = os.path.join(info["annotations"], ann)
+    assert prepare_cache(samples, SIZE, tmp_path, annotation_files=[ann]).folder != first.folder
+    image = samples[0].image
+    original = Path(image).read_bytes()
+    try:
+        with open(image, "ab") as fh:  # an image rewritten: its byte size changes
+            fh.write(b"\0")
+        assert prepare_cache(samples, SIZE, tmp_path).folder != first.folder
+    finally:
+        Path(image).write_bytes(original)
+
+
+def test_key_does_not_depend_on_where_the_dataset_lives(data, tmp_path):
+    out, info, samples = data
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out, moved)  # a copy on another machine: other paths, other mtimes
+    copied = read_annotations(moved / "annotations", moved / "images", TARGETS).samples
+    first = prepare_cache(samples, SIZE, tmp_path / "cache")
+    again = prepare_cache(copied, SIZE, tmp_path / "cache")
+    assert again.folder == first.folder and again.origin == "reused"
+    assert torch.equal(first.dataset(train=True)[(2, 5)]["image"], again.dataset(train=True)[(2, 5)]["image"])
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "stale_key", "no_index"])
+def test_corrupt_or_stale_cache_is_rebuilt(data, tmp_path, damage, caplog):
+    _, _, samples = data
+    folder = prepare_cache(samples, SIZE, tmp_path).folder
+    crops, index = folder / "crops.bin", folder / "index.json"
+    good = crops.read_bytes()
+    if damage == "truncate":
+        crops.write_bytes(good[: len(good) // 2])
+    elif damage == "flip":
+        crops.write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
+    elif damage == "stale_key":
+        meta = json.loads(index.read_text())
+        index.write_text(json.dumps({**meta, "key": "0" * 64}))
+    else:
+        index.unlink()
+    rebuilt = prepare_cache(samples, SIZE, tmp_path)
+    assert rebuilt.folder == folder and crops.read_bytes() == good
+    assert damage == "no_index" or "rebuilding" in caplog.text
+
+
+def test_unreadable_image_gives_none_and_is_counted(data, tmp_path):
+    _, _, samples = data
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    bad = [type(samples[0])(str(broken), samples[0].box, 1, 0, "u")]
+    cache = prepare_cache(samples[:2] + bad, SIZE, tmp_path / "c")
+    assert cache.unreadable == 1
+    ds = CachedCropDataset(cache, cache.samples, train=True)
+    assert ds[(2, 5)] is None and ds[(0, 5)] is not None
+
+
+def test_workers_build_the_same_cache(data, tmp_path):
+    _, _, samples = data
+    one = prepare_cache(samples[:6], SIZE, tmp_path / "a")
+    two = prepare_cache(samples[:6], SIZE, tmp_path / "b", workers=2)
+    assert (one.folder / "crops.bin").read_bytes() == (two.folder / "crops.bin").read_bytes()
+    assert np.array_equal(one.rows, two.rows)
+
+
+def test_training_reads_crops_from_the_cache(tiny_config, tmp_path):
+    from handgesture.training import run_training
+
+    result = run_training(tiny_config(f"dataset.cache_dir={tmp_path / 'cache'}", "train_params.epochs=1"))
+    assert result.epochs == 1 and 0.0 <= result.metrics["gesture/f1_score"] <= 1.0
+    assert any((tmp_path / "cache").rglob("index.json"))
