@@ -45,6 +45,10 @@ def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     synth.add_argument("--frame", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
     synth.add_argument("--test-per-class", type=int, default=0, help="also write a test split")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--hagrid-version", type=int, choices=(1, 2), default=1,
+        help="annotation format: 1 (the classifier's, 18 gestures with leading hands) or 2 (33 gestures)",
+    )  # fmt: skip
     synth.set_defaults(handler=_synth)
     prepare = commands.add_parser("prepare", help="build (or fetch) the crop caches training reads")
     prepare.add_argument("--config", help="config YAML merged over configs/default.yaml")
@@ -60,14 +64,17 @@ def _parser(plugins: list[str]) -> argparse.ArgumentParser:
 
 def _synth(args: argparse.Namespace) -> int:
     from handgesture.data.synthetic import generate_synthetic
+    from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS
 
     written = generate_synthetic(
         args.out_dir,
         per_class=args.per_class,
+        targets=HAGRID_V2_TARGETS if args.hagrid_version == 2 else HAGRID_TARGETS,
         users=args.users,
         frame_size=tuple(args.frame),
         seed=args.seed,
         test_per_class=args.test_per_class,
+        version=args.hagrid_version,
     )
     print(json.dumps(written, indent=2, default=str))
     return 0

@@ -41,6 +41,7 @@ class SyntheticConfig:
     """Generate a HaGRID-format dataset at `dataset.*` on first use (the demo's data)."""
 
     generate_if_missing: bool = False
+    hagrid_version: int = 1  # annotation format: 1 (leading hands) or 2 (united boxes, own no_gesture)
     per_class: int = 40
     users: int = 10
     frame_size: list[int] = field(default_factory=lambda: [320, 240])

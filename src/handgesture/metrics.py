@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -14,6 +15,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from handgesture.labels import UNKNOWN_HAND
+
 METRIC_NAMES = ("accuracy", "f1_score", "precision", "recall")
 HEADS = ("gesture", "leading_hand")
 # What "best" means everywhere: best_model.pth, retention's best K, promotion.
@@ -21,10 +24,10 @@ BEST_METRIC = "gesture/f1_score"
 
 
 class HeadMetrics:
-    """Accumulates one head's predictions over an evaluation pass."""
+    """Accumulates one head's predictions over an evaluation pass; targets of `UNKNOWN_HAND` are left out."""
 
     def __init__(self, num_classes: int, device: torch.device, average: str = "weighted"):
-        kwargs = {"num_classes": num_classes, "average": average}
+        kwargs = {"num_classes": num_classes, "average": average, "ignore_index": UNKNOWN_HAND}
         self.scores = MetricCollection(
             {
                 "accuracy": MulticlassAccuracy(**kwargs),
@@ -33,14 +36,19 @@ class HeadMetrics:
                 "recall": MulticlassRecall(**kwargs),
             }
         ).to(device)
-        self.matrix = MulticlassConfusionMatrix(num_classes=num_classes).to(device)
+        self.matrix = MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=UNKNOWN_HAND).to(device)
+        self.known = torch.zeros((), dtype=torch.long, device=device)  # targets that count
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         predictions = logits.argmax(dim=1)
         self.scores.update(predictions, target)
         self.matrix.update(predictions, target)
+        self.known += (target != UNKNOWN_HAND).sum()
 
     def compute(self) -> dict[str, float]:
+        """The scores; empty when no target counted (HaGRID v2 data has no leading hand)."""
+        if not self.known.item():
+            return {}
         return {name: float(value) for name, value in self.scores.compute().items()}
 
     def confusion(self) -> list[list[int]]:
@@ -50,3 +58,9 @@ class HeadMetrics:
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """The plain numbers of a metrics dict (no confusion matrix), as floats."""
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def head_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the targets that are known; 0 when none is (no device sync either way)."""
+    total = F.cross_entropy(logits, target, ignore_index=UNKNOWN_HAND, reduction="sum")
+    return total / (target != UNKNOWN_HAND).sum().clamp(min=1)

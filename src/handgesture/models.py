@@ -1,6 +1,8 @@
-"""Architecture registry: torchvision backbones, each with a gesture head and a leading-hand head.
+"""Architecture registry: torchvision backbones with a gesture head and a leading-hand head, laid out
+module for module as HaGRID v1's classifier classes (hukenovs/hagrid, classifier/models/), so a `state_dict`
+moves between HaGRID, the tutorial and this pipeline with `strict=True` and gives the same outputs.
 
-Names are the ones HaGRID's classifier and the tutorial use (`ResNet18`, `MobileNetV3_small`, ...).
+Input is HaGRID's: float RGB in [0, 1], no mean/std normalisation (`preprocess`).
 """
 
 from __future__ import annotations
@@ -17,88 +19,121 @@ from handgesture.labels import LEADING_HANDS
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+
+class ResNetClassifier(nn.Module):
+    """HaGRID's ResNet / ResNext: `backbone` (conv1 .. avgpool), heads `classifier` and `leading_hand`."""
+
+    def __init__(self, net: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            net.conv1,
+            net.bn1,
+            net.relu,
+            net.maxpool,
+            net.layer1,
+            net.layer2,
+            net.layer3,
+            net.layer4,
+            net.avgpool,
+        )
+        width = net.fc.in_features
+        self.classifier = nn.Sequential(nn.Linear(width, num_classes))
+        self.leading_hand = nn.Sequential(nn.Linear(width, len(LEADING_HANDS)))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = torch.flatten(self.backbone(images), 1)
+        return {"gesture": self.classifier(features), "leading_hand": self.leading_hand(features)}
+
+
+class MobileNetV3Classifier(nn.Module):
+    """HaGRID's MobileNetV3: `backbone` (features, avgpool), two MLP heads with torchvision's hidden layer."""
+
+    def __init__(self, net: nn.Module, num_classes: int, hidden: int):
+        super().__init__()
+        self.backbone = nn.Sequential(net.features, net.avgpool)
+        width = net.classifier[0].in_features
+        self.gesture_classifier = _mlp_head(width, hidden, num_classes)
+        self.leading_hand_classifier = _mlp_head(width, hidden, len(LEADING_HANDS))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = torch.flatten(self.backbone(images), 1)
+        return {
+            "gesture": self.gesture_classifier(features),
+            "leading_hand": self.leading_hand_classifier(features),
+        }
+
+
+def _mlp_head(width: int, hidden: int, outputs: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(width, hidden), nn.Hardswish(), nn.Dropout(p=0.2, inplace=True), nn.Linear(hidden, outputs)
+    )
+
+
+class VitClassifier(nn.Module):
+    """HaGRID's Vit: the whole torchvision ViT as `torchvision_model` (its unused ImageNet head included) and
+    its encoder again as `backbone`, so each encoder tensor is saved under both names, as HaGRID saves it."""
+
+    def __init__(self, net: nn.Module, num_classes: int):
+        super().__init__()
+        self.torchvision_model = net
+        self.backbone = nn.Sequential(net.encoder)
+        self.gesture_classifier = nn.Sequential(nn.Linear(net.hidden_dim, num_classes))
+        self.leading_hand_classifier = nn.Sequential(nn.Linear(net.hidden_dim, len(LEADING_HANDS)))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        net = self.torchvision_model
+        tokens = net._process_input(images)
+        tokens = torch.cat([net.class_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        features = self.backbone(tokens)[:, 0]
+        return {
+            "gesture": self.gesture_classifier(features),
+            "leading_hand": self.leading_hand_classifier(features),
+        }
 
 
 @dataclass(frozen=True)
 class Architecture:
     torchvision_name: str
-    # Replaces the backbone's own classifier with Identity and returns the feature width.
-    strip_classifier: Callable[[nn.Module], int]
-    # MobileNetV3 keeps its hidden classifier layer (with dropout) in each head, as HaGRID does.
-    head_hidden: int | None = None
-
-
-def _strip_fc(net: nn.Module) -> int:
-    width = net.fc.in_features
-    net.fc = nn.Identity()
-    return width
-
-
-def _strip_mobilenet(net: nn.Module) -> int:
-    width = net.classifier[0].in_features
-    net.classifier = nn.Identity()
-    return width
-
-
-def _strip_vit(net: nn.Module) -> int:
-    width = net.heads.head.in_features
-    net.heads = nn.Identity()
-    return width
+    build: Callable[[nn.Module, int], nn.Module]  # (torchvision model, classes) -> our two-headed model
+    heads: tuple[str, ...]  # the state_dict prefixes of the two heads (what a fine-tune may re-initialise)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "ResNet18": Architecture("resnet18", _strip_fc),
-    "ResNext50": Architecture("resnext50_32x4d", _strip_fc),
-    "ResNext101": Architecture("resnext101_32x8d", _strip_fc),
-    "ResNet152": Architecture("resnet152", _strip_fc),
-    "MobileNetV3_small": Architecture("mobilenet_v3_small", _strip_mobilenet, head_hidden=1024),
-    "MobileNetV3_large": Architecture("mobilenet_v3_large", _strip_mobilenet, head_hidden=1280),
-    "Vitb32": Architecture("vit_b_32", _strip_vit),
+    "ResNet18": Architecture("resnet18", ResNetClassifier, ("classifier.", "leading_hand.")),
+    "ResNext50": Architecture("resnext50_32x4d", ResNetClassifier, ("classifier.", "leading_hand.")),
+    "ResNext101": Architecture("resnext101_32x8d", ResNetClassifier, ("classifier.", "leading_hand.")),
+    "ResNet152": Architecture("resnet152", ResNetClassifier, ("classifier.", "leading_hand.")),
+    "MobileNetV3_small": Architecture(
+        "mobilenet_v3_small",
+        lambda net, n: MobileNetV3Classifier(net, n, hidden=1024),
+        ("gesture_classifier.", "leading_hand_classifier."),
+    ),
+    "MobileNetV3_large": Architecture(
+        "mobilenet_v3_large",
+        lambda net, n: MobileNetV3Classifier(net, n, hidden=1280),
+        ("gesture_classifier.", "leading_hand_classifier."),
+    ),
+    "Vitb32": Architecture("vit_b_32", VitClassifier, ("gesture_classifier.", "leading_hand_classifier.")),
 }
-
-
-class GestureClassifier(nn.Module):
-    """A backbone producing features, and two linear (or MLP) heads on top of them."""
-
-    def __init__(self, backbone: nn.Module, width: int, num_classes: int, head_hidden: int | None):
-        super().__init__()
-        self.backbone = backbone
-        self.gesture_head = _head(width, num_classes, head_hidden)
-        self.leading_hand_head = _head(width, len(LEADING_HANDS), head_hidden)
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.backbone(images)
-        return {"gesture": self.gesture_head(features), "leading_hand": self.leading_hand_head(features)}
-
-
-def _head(width: int, outputs: int, hidden: int | None) -> nn.Module:
-    if hidden is None:
-        return nn.Linear(width, outputs)
-    return nn.Sequential(
-        nn.Linear(width, hidden), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(hidden, outputs)
-    )
 
 
 def build_model(
     name: str, num_classes: int, *, pretrained: bool = False, freezed: bool = False, image_size: int = 224
-) -> GestureClassifier:
+) -> nn.Module:
     """Build `name` with two heads; `pretrained` loads torchvision's default ImageNet weights."""
     if name not in ARCHITECTURES:
         raise ValueError(
             f"model.name {name!r} is not a known architecture; expected one of {list(ARCHITECTURES)}"
         )
     arch = ARCHITECTURES[name]
-    backbone = _build_backbone(arch.torchvision_name, pretrained, image_size)
-    width = arch.strip_classifier(backbone)
-    if freezed:
-        for parameter in backbone.parameters():
+    net = _torchvision_model(arch.torchvision_name, pretrained, image_size)
+    if freezed:  # as HaGRID does: the backbone's parameters are frozen, the heads are new and train
+        for parameter in net.parameters():
             parameter.requires_grad_(False)
-    return GestureClassifier(backbone, width, num_classes, arch.head_hidden)
+    return arch.build(net, num_classes)
 
 
-def _build_backbone(torchvision_name: str, pretrained: bool, image_size: int) -> nn.Module:
+def _torchvision_model(torchvision_name: str, pretrained: bool, image_size: int) -> nn.Module:
     kwargs: dict = {}
     if torchvision_name.startswith("vit"):
         # ViT's position embeddings are sized for one input size; pretrained weights need 224.
@@ -110,8 +145,12 @@ def _build_backbone(torchvision_name: str, pretrained: bool, image_size: int) ->
     return torchvision.models.get_model(torchvision_name, weights=None, **kwargs)
 
 
+def head_tensors(name: str, keys) -> list[str]:
+    """The keys among `keys` that belong to the two heads of architecture `name`."""
+    heads = ARCHITECTURES[name].heads
+    return [key for key in keys if key.startswith(heads)]
+
+
 def preprocess(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B,3,H,W] -> ImageNet-normalised float, done on the training device to keep batches small."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+    """uint8 [B,3,H,W] -> float in [0, 1], HaGRID's input (no mean/std), on the training device."""
+    return images.float() / 255.0

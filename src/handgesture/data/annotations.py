@@ -1,17 +1,17 @@
-"""Read HaGRID-format annotations into per-box samples, and split them by person."""
+"""Read HaGRID-format annotations (v1 or v2, see `entries`) into per-box samples, and split them by person."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from handgesture.data.entries import Entry, parse_entry
 from handgesture.errors import DataError
-from handgesture.labels import HAND_INDEX, NO_GESTURE
+from handgesture.labels import NO_GESTURE
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Sample:
     image: str  # absolute path to the jpg
     box: tuple[float, float, float, float]  # normalised x, y, w, h; top-left origin
     gesture: int  # index into the targets list
-    leading_hand: int  # 0 = left, 1 = right
+    leading_hand: int  # labels.HAND_INDEX (right = 0, left = 1); UNKNOWN_HAND (-1) in HaGRID v2
     user_id: str
 
 
@@ -30,37 +30,6 @@ class AnnotationSet:
     samples: list[Sample]
     missing_images: int
     folders: tuple[str, ...]  # the annotations and images folders that were read
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _parse_entry(entry, where: str) -> tuple[list[tuple[tuple[float, ...], str]], int, str]:
-    """Validate one image entry; return ([(box, label)], leading hand index, user id)."""
-    if not isinstance(entry, dict):
-        raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
-    for key in ("bboxes", "labels", "user_id"):
-        if key not in entry:
-            raise DataError(f"{where}: missing key {key!r} (expected bboxes, labels, leading_hand, user_id)")
-    boxes, labels, user_id = entry["bboxes"], entry["labels"], entry["user_id"]
-    if not isinstance(boxes, list) or not isinstance(labels, list):
-        raise DataError(f"{where}: 'bboxes' and 'labels' must be lists")
-    if len(boxes) != len(labels):
-        raise DataError(f"{where}: {len(boxes)} bboxes but {len(labels)} labels (expected equal lengths)")
-    if not isinstance(user_id, str) or not user_id:
-        raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
-    hand = entry.get("leading_hand")
-    if hand not in HAND_INDEX:
-        raise DataError(f"{where}: 'leading_hand' must be 'left' or 'right', got {hand!r}")
-    pairs = []
-    for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):
-        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-            raise DataError(f"{where}: bbox {i} must be 4 finite numbers [x, y, w, h], got {box!r}")
-        if not isinstance(label, str):
-            raise DataError(f"{where}: label {i} must be a string, got {label!r}")
-        pairs.append((tuple(float(v) for v in box), label))
-    return pairs, HAND_INDEX[hand], user_id
 
 
 def _image_path(gesture_dir: Path, image_id: str, where: str) -> Path:
@@ -85,18 +54,13 @@ def _load_json(path: Path):
     return data
 
 
-def _samples_for_image(image: Path, pairs, hand: int, user_id: str, index: dict[str, int]) -> list[Sample]:
-    samples = []
-    for box, label in pairs:
-        if label == NO_GESTURE:
-            if NO_GESTURE not in index:
-                continue
-            # A no_gesture box is the hand that is NOT making the gesture, so its side is the opposite of
-            # the image's leading hand.
-            samples.append(Sample(str(image), box, index[NO_GESTURE], 1 - hand, user_id))
-        elif label in index:
-            samples.append(Sample(str(image), box, index[label], hand, user_id))
-    return samples
+def _samples_for_image(image: Path, entry: Entry, index: dict[str, int]) -> list[Sample]:
+    """One sample per (box, label) whose label is a target; other labels are left out."""
+    return [
+        Sample(str(image), box, index[label], entry.hand_of(label), entry.user_id)
+        for box, label in entry.pairs
+        if label in index
+    ]
 
 
 def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[str, int]):
@@ -107,13 +71,13 @@ def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[s
     parsed = []
     for image_id in ids:  # validate everything before touching the image folder
         where = f"{path}, image {image_id!r}"
-        parsed.append((_image_path(gesture_dir, image_id, where), *_parse_entry(data[image_id], where)))
+        parsed.append((_image_path(gesture_dir, image_id, where), parse_entry(data[image_id], where)))
     samples, missing = [], 0
-    for image, pairs, hand, user_id in parsed:
+    for image, entry in parsed:
         if not image.is_file():
             missing += 1
             continue
-        samples.extend(_samples_for_image(image, pairs, hand, user_id, index))
+        samples.extend(_samples_for_image(image, entry, index))
     return samples, missing
 
 
@@ -126,9 +90,10 @@ def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) ->
     ann_dir, data_dir = Path(annotations_dir).absolute(), Path(dataset_dir).absolute()
     folders = (str(ann_dir), str(data_dir))
     index = {name: i for i, name in enumerate(targets)}
-    files = {g: ann_dir / f"{g}.json" for g in sorted(index) if g != NO_GESTURE}
+    # v1 keeps no_gesture boxes in the gesture files; v2 also has a no_gesture.json of its own.
+    files = {g: ann_dir / f"{g}.json" for g in sorted(index)}
     present = {g: p for g, p in files.items() if p.is_file()}
-    for gesture in sorted(set(files) - set(present)):
+    for gesture in sorted(set(files) - set(present) - {NO_GESTURE}):
         log.info("No annotation file for %r at %s; skipping that gesture", gesture, files[gesture])
     if not present:
         raise DataError(

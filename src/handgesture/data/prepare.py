@@ -82,6 +82,7 @@ def ensure_dataset(config: Config) -> None:
         users=config.synthetic.users,
         frame_size=tuple(config.synthetic.frame_size),
         seed=config.random_state,
+        version=config.synthetic.hagrid_version,
     )
 
 

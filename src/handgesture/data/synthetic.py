@@ -1,176 +1,114 @@
-"""A small synthetic dataset in HaGRID's exact on-disk format, for tests, demos and smoke runs.
+"""A small synthetic dataset in HaGRID's exact on-disk format (v1 or v2), for tests, demos and smoke runs.
 
 Each frame is a noisy gradient background with clutter and one gesture hand: a palm blob with fingers whose
 count, direction and colour depend on the class, and a thumb stub whose side depends on the hand, so both
 heads have something to learn. About half the frames also hold the other hand as a "no_gesture" fist.
+In v2 (no leading hand), a two-handed gesture shows both hands under one `united_bbox`, and `no_gesture` has
+frames, a folder and a file of its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from handgesture.data.synthetic_drawing import (
+    NO_GESTURE_COLOUR,
+    Glyph,
+    background,
+    draw_hand,
+    glyph_for,
+    jitter,
+    place,
+)
 from handgesture.labels import HAGRID_TARGETS, NO_GESTURE
 
 log = logging.getLogger(__name__)
+# HaGRID v2's gestures shown with both hands (one united box around them).
+TWO_HANDED = frozenset({"hand_heart", "hand_heart2", "thumb_index2", "timeout", "take_picture", "xsign"})
 
 
-@dataclass(frozen=True)
-class Glyph:
-    colour: tuple[int, int, int]
-    fingers: tuple[float, ...]  # finger angles in degrees, 0 = up, 90 = towards the image's right
-    ring: bool = False  # the "ok" circle
-
-
-# One glyph per HaGRID gesture, in HAGRID_TARGETS order; other target names reuse them by position.
-# Colours sit on a {0, 128, 255} RGB grid (>= 127 apart, away from the grey background).
-GLYPHS = [
-    Glyph((255, 0, 0), (-70, 55)),  # call
-    Glyph((0, 128, 0), (180,)),  # dislike
-    Glyph((255, 255, 0), ()),  # fist
-    Glyph((0, 0, 255), (-24, -8, 8, 24)),  # four
-    Glyph((255, 128, 0), (0,)),  # like
-    Glyph((128, 0, 255), (90,)),  # mute
-    Glyph((0, 255, 255), (10, 30, 50), ring=True),  # ok
-    Glyph((255, 0, 255), (-10,)),  # one
-    Glyph((128, 255, 0), (-44, -22, 0, 22, 44)),  # palm
-    Glyph((255, 128, 255), (-22, 22)),  # peace
-    Glyph((0, 128, 128), (-40, 40)),  # rock
-    Glyph((128, 128, 255), (-14, -7, 0, 7, 14)),  # stop
-    Glyph((128, 0, 0), (166, 173, 180, 187, 194)),  # stop_inverted
-    Glyph((255, 255, 128), (-28, 0, 28)),  # three
-    Glyph((0, 255, 0), (-5, 5)),  # two_up
-    Glyph((0, 128, 255), (175, 185)),  # two_up_inverted
-    Glyph((128, 128, 0), (-40, -12, 16)),  # three2
-    Glyph((255, 0, 128), (158, 202)),  # peace_inverted
-]
-NO_GESTURE_COLOUR = (0, 0, 128)
-THUMB_ANGLE = -75
-
-
-def _glyph_for(name: str, position: int) -> Glyph:
-    if name in HAGRID_TARGETS:
-        return GLYPHS[HAGRID_TARGETS.index(name)]
-    return GLYPHS[position % len(GLYPHS)]
-
-
-def _background(rng: random.Random, nprng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
-    width, height = size
-    grey = rng.uniform(60, 190)
-    start, end = (np.array([grey + rng.uniform(-30, 30) for _ in range(3)]) for _ in range(2))
-    ramp = np.linspace(0.0, 1.0, width if rng.random() < 0.5 else height, dtype=np.float32)
-    ramp = ramp[None, :, None] if len(ramp) == width else ramp[:, None, None]
-    start, end = start.astype(np.float32), end.astype(np.float32)
-    pixels = start + (end - start) * ramp + nprng.integers(-14, 15, (height, width, 3), dtype=np.int16)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
-    for _ in range(rng.randint(1, 4)):  # desaturated clutter, so the hand is not the only shape in view
-        x0, y0 = rng.uniform(0, width), rng.uniform(0, height)
-        box = [x0, y0, x0 + rng.uniform(10, width / 3), y0 + rng.uniform(10, height / 3)]
-        tone = int(rng.uniform(40, 220))
-        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)(box, fill=(tone, tone, tone))
-    return image
-
-
-def _jitter(rng: random.Random, colour: tuple[int, int, int]) -> tuple[int, int, int]:
-    return tuple(min(255, max(0, c + rng.randint(-20, 20))) for c in colour)
-
-
-def _draw_hand(draw, box, glyph: Glyph | None, hand: str, colour) -> None:
-    """Draw a hand in pixel box (x0, y0, w, h); glyph None draws a no_gesture fist."""
-    x0, y0, w, h = box
-    mirror = -1 if hand == "left" else 1
-    fingers = glyph.fingers if glyph else ()
-    down = bool(fingers) and all(abs(a) > 90 for a in fingers)
-    side = bool(fingers) and all(abs(a) == 90 for a in fingers)
-    # The palm sits off-centre, away from the thumb, which sticks out on the hand's own side: a mirrored
-    # crop tells left from right.
-    cx = x0 + w * (0.5 - 0.15 * mirror if side else 0.5 + 0.1 * mirror)
-    cy = y0 + h * (0.5 if side or not fingers else 0.35 if down else 0.65)
-    rx, ry = w * (0.26 if fingers else 0.3), h * (0.2 if fingers else 0.26)
-    thick = max(2, round(w * 0.13))
-    strokes = [(a, h * 0.55, thick) for a in fingers] + [(THUMB_ANGLE, h * 0.45, round(thick * 1.3))]
-    for angle, length, width in strokes:
-        rad = math.radians(angle * mirror)
-        tip = (cx + length * math.sin(rad), cy - length * math.cos(rad))
-        tip = (min(max(tip[0], x0 + width / 2), x0 + w - width / 2), min(max(tip[1], y0), y0 + h))
-        draw.line([(cx, cy), tip], fill=colour, width=width)
-    draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=colour)
-    if glyph and glyph.ring:
-        r = h * 0.13
-        ox, oy = cx + mirror * w * 0.05, cy - ry - r * 0.8
-        draw.ellipse([ox - r, oy - r, ox + r, oy + r], outline=colour, width=max(2, thick // 2))
-
-
-def _place(rng: random.Random, frame: tuple[int, int], half: int, height_range) -> tuple[int, int, int, int]:
-    """A pixel box (x, y, w, h) in one half of the frame (0 left, 1 right); sometimes touching an edge."""
-    width, height = frame
-    h = round(height * rng.uniform(*height_range))
-    w = min(round(h * rng.uniform(0.7, 0.9)), width // 2)
-    lo = half * width // 2
-    x, y = rng.randint(lo, lo + width // 2 - w), rng.randint(0, height - h)
-    edge = rng.random()
-    if edge < 0.2:  # touch the outer side or the top/bottom edge of the frame
-        x = 0 if half == 0 else width - w
-    elif edge < 0.3:
-        y = 0 if edge < 0.25 else height - h
-    return x, y, w, h
-
-
-def _make_frame(rng, nprng, frame, glyph: Glyph) -> tuple[Image.Image, dict]:
-    image = _background(rng, nprng, frame)
+def _make_frame(rng, nprng, frame, glyph: Glyph | None, both_hands: bool) -> tuple[Image.Image, dict]:
+    """A frame with the gesture hand (both, when `both_hands`), maybe a no_gesture hand; glyph None draws
+    only no_gesture hands (v2's own no_gesture frames). Returns the image, pixel boxes, labels and hand."""
+    image = background(rng, nprng, frame)
     draw = ImageDraw.Draw(image)
     hand = rng.choice(["left", "right"])
+    other = "left" if hand == "right" else "right"
     half = rng.randint(0, 1)
-    boxes = [_place(rng, frame, half, (0.15, 0.45))]
-    _draw_hand(draw, boxes[0], glyph, hand, _jitter(rng, glyph.colour))
-    labels = ["gesture"]
-    if rng.random() < 0.5:
-        boxes.append(_place(rng, frame, 1 - half, (0.15, 0.35)))
-        other = "left" if hand == "right" else "right"
-        _draw_hand(draw, boxes[1], None, other, _jitter(rng, NO_GESTURE_COLOUR))
-        labels.append(NO_GESTURE)
+    boxes = [place(rng, frame, half, (0.15, 0.45))]
+    draw_hand(draw, boxes[0], glyph, hand, jitter(rng, glyph.colour if glyph else NO_GESTURE_COLOUR))
+    labels = ["gesture" if glyph else NO_GESTURE]
+    if both_hands or rng.random() < 0.5:
+        boxes.append(place(rng, frame, 1 - half, (0.15, 0.35) if not both_hands else (0.15, 0.45)))
+        second = glyph if both_hands else None
+        draw_hand(draw, boxes[1], second, other, jitter(rng, second.colour if second else NO_GESTURE_COLOUR))
+        labels.append(labels[0] if both_hands else NO_GESTURE)
+    return image, {"boxes": boxes, "labels": labels, "hand": hand}
+
+
+def _entry(frame: tuple[int, int], drawn: dict, name: str, version: int, both_hands: bool) -> dict:
+    """The annotation of a drawn frame in HaGRID `version`'s format."""
     width, height = frame
-    norm = [
-        [round(x / width, 6), round(y / height, 6), round(w / width, 6), round(h / height, 6)]
-        for x, y, w, h in boxes
-    ]
-    return image, {
+    norm = [_normalised(box, width, height) for box in drawn["boxes"]]
+    labels = [name if label == "gesture" else label for label in drawn["labels"]]
+    if version == 1:
+        return {
+            "bboxes": norm,
+            "labels": labels,
+            "leading_hand": drawn["hand"],
+            "leading_conf": 1.0,
+            "landmarks": [[] for _ in norm],
+        }
+    united = _normalised(_union(drawn["boxes"]), width, height) if both_hands else None
+    return {
         "bboxes": norm,
         "labels": labels,
-        "leading_hand": hand,
-        "leading_conf": 1.0,
-        "landmarks": [[] for _ in boxes],
+        "united_bbox": [united for _ in norm],
+        "united_label": [name if both_hands else None for _ in norm],
+        "hand_landmarks": [[] for _ in norm],
+        "meta": {"age": [30.0], "gender": ["unknown"], "race": ["unknown"]},
     }
+
+
+def _normalised(box, width: int, height: int) -> list[float]:
+    x, y, w, h = box
+    return [round(x / width, 6), round(y / height, 6), round(w / width, 6), round(h / height, 6)]
+
+
+def _union(boxes) -> tuple[int, int, int, int]:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def _hex_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _write_split(out: Path, folder: str, gestures, per_class, users, rng, nprng, frame) -> int:
+def _write_split(out: Path, folder: str, names, per_class, users, rng, nprng, frame, version: int) -> int:
     (out / folder).mkdir(parents=True, exist_ok=True)
-    for position, name in enumerate(gestures):
-        glyph, entries = _glyph_for(name, position), {}
+    for position, name in enumerate(names):
+        glyph = None if name == NO_GESTURE else glyph_for(name, position)
+        both_hands = version == 2 and name in TWO_HANDED
         (out / "images" / name).mkdir(parents=True, exist_ok=True)
+        entries = {}
         for i in range(per_class):
-            image, entry = _make_frame(rng, nprng, frame, glyph)
-            entry["labels"] = [name if label == "gesture" else label for label in entry["labels"]]
+            image, drawn = _make_frame(rng, nprng, frame, glyph, both_hands)
+            entry = _entry(frame, drawn, name, version, both_hands)
             entry["user_id"] = users[(i + position) % len(users)]  # every person shows every gesture
             image_id = _hex_id(rng)
             image.save(out / "images" / name / f"{image_id}.jpg", quality=90)
             entries[image_id] = entry
         with open(out / folder / f"{name}.json", "w", encoding="utf-8") as fh:
             json.dump(entries, fh, indent=1, sort_keys=True)
-    return per_class * len(gestures)
+    return per_class * len(names)
 
 
 def generate_synthetic(
@@ -182,8 +120,10 @@ def generate_synthetic(
     frame_size: tuple[int, int] = (320, 240),
     seed: int = 0,
     test_per_class: int = 0,
+    version: int = 1,
 ) -> dict:
-    """Write ``<out_dir>/annotations/<gesture>.json`` and ``<out_dir>/images/<gesture>/<id>.jpg``.
+    """Write ``<out_dir>/annotations/<gesture>.json`` and ``<out_dir>/images/<gesture>/<id>.jpg`` in HaGRID
+    ``version`` 1 or 2's format (v2 also writes ``no_gesture.json`` and its folder, when it is a target).
 
     With ``test_per_class > 0`` also ``<out_dir>/test_annotations`` for a disjoint set of people. The
     output depends only on the arguments. Returns the folders and the number of images written.
@@ -196,17 +136,23 @@ def generate_synthetic(
         )
     if width < 64 or height < 64:
         raise ValueError(f"frame_size must be at least 64 x 64 (W, H), got {frame_size}")
+    if version not in (1, 2):
+        raise ValueError(f"version must be 1 or 2 (HaGRID's annotation formats), got {version}")
     gestures = [name for name in targets if name != NO_GESTURE]
     if not gestures:
         raise ValueError(f"targets must name at least one gesture besides {NO_GESTURE!r}, got {targets}")
+    if version == 2 and NO_GESTURE in targets:
+        gestures.append(NO_GESTURE)
     out, rng, nprng = Path(out_dir), random.Random(seed), np.random.default_rng(seed)
     train_users = [_hex_id(rng).replace("-", "") for _ in range(users)]
-    count = _write_split(out, "annotations", gestures, per_class, train_users, rng, nprng, frame_size)
+    count = _write_split(
+        out, "annotations", gestures, per_class, train_users, rng, nprng, frame_size, version
+    )
     test_dir = None
     if test_per_class > 0:
         test_users = [_hex_id(rng).replace("-", "") for _ in range(users)]
         count += _write_split(
-            out, "test_annotations", gestures, test_per_class, test_users, rng, nprng, frame_size
+            out, "test_annotations", gestures, test_per_class, test_users, rng, nprng, frame_size, version
         )
         test_dir = str(out / "test_annotations")
     log.info("Wrote %d synthetic images for %d gestures under %s", count, len(gestures), out)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from handgesture.metrics import BEST_METRIC, HEADS, HeadMetrics
+from handgesture.metrics import BEST_METRIC, HEADS, HeadMetrics, head_loss
 from handgesture.models import preprocess
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
     """One pass over `batches` (already positioned after any samples seen before a resume)."""
     model, progress = trainer.model, trainer.progress
     model.train()
-    loss_fn = nn.CrossEntropyLoss()
     for batch in batches:
         # Position counts sampled items, unreadable ones included, so a resume skips exactly these.
         progress.position += batch["gesture"].numel() + int(batch["skipped"])
@@ -78,7 +77,7 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
         # One backward path: autocast and the scaler are no-ops when AMP is off.
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
             outputs = model(images)
-            loss = sum(loss_fn(outputs[head].float(), targets[head]) for head in HEADS)
+            loss = sum(head_loss(outputs[head].float(), targets[head]) for head in HEADS)
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(loss).backward()
         trainer.scaler.step(trainer.optimizer)

@@ -42,10 +42,11 @@ def test_reads_gesture_and_no_gesture_boxes_with_hands(tmp_path):
     assert result.missing_images == 0
     assert result.folders == (str(ann), str(data))
     like, no_gesture, palm = result.samples
-    assert like == Sample(str(data / "like" / "b.jpg"), (0.1, 0.2, 0.3, 0.4), 0, 0, "u1")
-    # The no_gesture box is the other hand: leading hand flips from left (0) to right (1).
-    assert (no_gesture.gesture, no_gesture.leading_hand, no_gesture.box) == (3, 1, (0.5, 0.5, 0.2, 0.2))
-    assert (palm.gesture, palm.leading_hand, palm.user_id) == (2, 1, "u2")
+    # HaGRID's leading-hand classes: right = 0, left = 1.
+    assert like == Sample(str(data / "like" / "b.jpg"), (0.1, 0.2, 0.3, 0.4), 0, 1, "u1")
+    # The no_gesture box is the other hand: leading hand flips from left (1) to right (0).
+    assert (no_gesture.gesture, no_gesture.leading_hand, no_gesture.box) == (3, 0, (0.5, 0.5, 0.2, 0.2))
+    assert (palm.gesture, palm.leading_hand, palm.user_id) == (2, 0, "u2")
     assert Path(palm.image).is_absolute()
 
 
@@ -121,9 +122,10 @@ GOOD = _entry([[0, 0, 1, 1]], ["one"])
         ({**GOOD, "labels": ["one", "one"]}, "1 bboxes but 2 labels"),
         ({**GOOD, "bboxes": [[0, 0, 1]]}, "4 finite numbers"),
         ({**GOOD, "bboxes": [[0, 0, 1, "x"]]}, "4 finite numbers"),
-        ({**GOOD, "bboxes": "nope"}, "must be lists"),
-        ({**GOOD, "leading_hand": "up"}, "'left' or 'right'"),
-        ({k: v for k, v in GOOD.items() if k != "leading_hand"}, "'left' or 'right'"),
+        ({**GOOD, "bboxes": "nope"}, "'bboxes' must be a list"),
+        ({**GOOD, "leading_hand": "up"}, "'right' or 'left'"),
+        ({**GOOD, "leading_hand": None}, "'right' or 'left'"),
+        ({k: v for k, v in GOOD.items() if k != "leading_hand"} | {"united_bbox": "x"}, "'united_bbox'"),
         ({**GOOD, "labels": [7]}, "label 0 must be a string"),
     ],
 )

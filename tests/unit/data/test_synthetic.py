@@ -12,7 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from handgesture.data.annotations import read_annotations, split_by_user
-from handgesture.data.synthetic import GLYPHS, NO_GESTURE_COLOUR, _draw_hand, generate_synthetic
+from handgesture.data.synthetic import generate_synthetic
+from handgesture.data.synthetic_drawing import GLYPHS, NO_GESTURE_COLOUR, draw_hand
 from handgesture.labels import HAGRID_TARGETS
 
 FRAME = (96, 72)
@@ -116,7 +117,7 @@ def test_bad_arguments_are_named(tmp_path, kwargs, match):
 
 def _render(glyph, hand: str) -> np.ndarray:
     image = Image.new("RGB", (60, 80))
-    _draw_hand(ImageDraw.Draw(image), (5, 5, 50, 70), glyph, hand, (255, 255, 255))
+    draw_hand(ImageDraw.Draw(image), (5, 5, 50, 70), glyph, hand, (255, 255, 255))
     return np.asarray(image)[..., 0] > 0
 
 
