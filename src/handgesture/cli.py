@@ -36,7 +36,7 @@ def report_error(error: Exception) -> int:
 
 def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handgesture", description=__doc__)
-    names = ["synth", "prepare", *plugins, "inspect"]
+    names = ["synth", "prepare", *plugins, "inspect", "convert"]
     commands = parser.add_subparsers(required=True, metavar="{" + ",".join(names) + "}")
     synth = commands.add_parser("synth", help="write a synthetic dataset in HaGRID's format")
     synth.add_argument("out_dir")
@@ -59,6 +59,10 @@ def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="print what a checkpoint or run holds")
     inspect.add_argument("uri", help="checkpoint file, run folder, file:// or s3:// URI")
     inspect.set_defaults(handler=_inspect)
+    convert = commands.add_parser("convert", help="rewrite a schema-1 checkpoint into HaGRID's layout")
+    convert.add_argument("source", help="a schema-1 .pth file")
+    convert.add_argument("target", help="where to write the converted checkpoint")
+    convert.set_defaults(handler=_convert)
     return parser
 
 
@@ -98,6 +102,7 @@ def _inspect(args: argparse.Namespace) -> int:
     checkpoint = resolved.checkpoint
     keys = (
         "schema_version",
+        "origin",
         "model_name",
         "class_names",
         "image_size",
@@ -109,6 +114,24 @@ def _inspect(args: argparse.Namespace) -> int:
     info = {"uri": resolved.uri, **{k: checkpoint.get(k) for k in keys}}
     info["progress"] = {k: v for k, v in (info["progress"] or {}).items() if k != "history"}
     print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from handgesture.checkpoints.convert import convert_schema1
+    from handgesture.checkpoints.format import from_bytes, to_bytes
+    from handgesture.errors import CheckpointError
+    from handgesture.storage.local import atomic_target
+
+    source, target = Path(args.source), Path(args.target)
+    if not source.is_file():
+        raise CheckpointError(f"{source} does not exist (expected a schema-1 .pth checkpoint file)")
+    converted = convert_schema1(from_bytes(source.read_bytes(), str(source)), str(source))
+    with atomic_target(target) as temporary:
+        temporary.write_bytes(to_bytes(converted))
+    print(json.dumps({"converted": str(source), "to": str(target), "model_name": converted["model_name"]}))
     return 0
 
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from handgesture.errors import ConfigError
+from handgesture.foreign_config import FOREIGN_KEYS, translate, unknown_keys
 from handgesture.labels import HAGRID_TARGETS
 from handgesture.models import ARCHITECTURES
 
@@ -92,9 +93,13 @@ class CheckpointConfig:
     every_seconds: float = 300.0  # 0: no time-based checkpoints; at most 5 minutes of work lost by default
     keep_last: int = 2
     keep_best: int = 1
+    resume: str | None = None  # where a run starts when no resume URI is given (HaGRID's model.checkpoint)
     # continue: `resume` restores the full training state (shapes must match);
     # finetune: only the weights that fit, with a fresh optimizer, schedule and counters.
     resume_mode: str = "continue"
+    # A fine-tune re-initialises the heads that do not fit (other classes); anything more is an error unless
+    # this is true (say, a checkpoint of another architecture whose backbone is only partly reusable).
+    allow_backbone_reinit: bool = False
 
 
 @dataclass
@@ -136,19 +141,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     Errors name the key and the file (or the overrides) it came from.
     """
     merged = OmegaConf.structured(Config)
-    layers = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
+    files = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
     if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
-        layers.append(Path(path))
-    source = "the schema"
-    try:
-        for layer in layers:
-            source = str(layer)
-            merged = OmegaConf.merge(merged, _read_yaml(layer))
-        source = f"overrides {overrides}"
-        if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid config from {source}: {_describe(exc)}") from None
+        files.append(Path(path))
+    layers = [(str(file), _read_yaml(file)) for file in files]
+    if overrides:
+        layers.append((f"overrides {overrides}", _from_dotlist(list(overrides))))
+    for source, layer in layers:
+        try:
+            merged = OmegaConf.merge(merged, _checked(layer, source))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid config from {source}: {_describe(exc)}") from None
     config: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
     validate(config)
     return config
@@ -166,6 +169,26 @@ def _read_yaml(path: Path) -> DictConfig:
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping, not a {type(loaded).__name__}")
     return loaded
+
+
+def _from_dotlist(overrides: list[str]) -> DictConfig:
+    try:
+        return OmegaConf.from_dotlist(overrides)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config from overrides {overrides}: {_describe(exc)}") from None
+
+
+def _checked(layer: DictConfig, source: str) -> DictConfig:
+    """`layer` with HaGRID's own keys mapped to ours; every key the schema lacks named in one error."""
+    data = translate(OmegaConf.to_container(layer, resolve=False), source)
+    schema = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
+    unknown = unknown_keys(data, schema)
+    if unknown:
+        raise ConfigError(
+            f"invalid config from {source}: unknown keys {', '.join(unknown)} (not in the schema; HaGRID's "
+            f"own keys {', '.join(FOREIGN_KEYS)} are mapped)"
+        )
+    return OmegaConf.create(data)
 
 
 def _describe(exc: OmegaConfBaseException) -> str:

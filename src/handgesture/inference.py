@@ -12,13 +12,13 @@ import torch
 
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.errors import CheckpointError
-from handgesture.models import GestureClassifier, build_model
+from handgesture.models import build_model, layout_problems
 from handgesture.storage import S3Settings
 
 
 @dataclass
 class LoadedModel:
-    model: GestureClassifier
+    model: torch.nn.Module
     class_names: list[str]
     image_size: list[int]
     model_name: str
@@ -33,6 +33,11 @@ def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | No
     checkpoint = resolved.checkpoint
     name, classes, size = _shape(checkpoint, resolved.uri)
     model = build_model(name, len(classes), image_size=size[0])
+    problems = layout_problems(model, checkpoint["state_dict"])
+    if problems:
+        raise CheckpointError(
+            f"{resolved.uri} does not fit a {name} with {len(classes)} classes: {'; '.join(problems)}"
+        )
     model.load_state_dict(checkpoint["state_dict"])
     model.to(device).eval()
     return LoadedModel(

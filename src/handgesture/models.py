@@ -154,3 +154,62 @@ def head_tensors(name: str, keys) -> list[str]:
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """uint8 [B,3,H,W] -> float in [0, 1], HaGRID's input (no mean/std), on the training device."""
     return images.float() / 255.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a state_dict's keys and shapes say it is."""
+
+    name: str
+    num_classes: int
+    image_size: int  # ViT's position embeddings fix it; convolutional models take any size (224 reported)
+
+
+# The gesture head's output layer, by architecture family: its rows are the classes.
+_GESTURE_OUTPUT = {ResNetClassifier: "classifier.0", MobileNetV3Classifier: "gesture_classifier.3"}
+_GESTURE_OUTPUT[VitClassifier] = "gesture_classifier.0"
+
+
+def detect_layout(state_dict: dict[str, torch.Tensor]) -> Layout | None:
+    """The architecture whose HaGRID layout `state_dict` matches key for key and shape for shape; None if
+    none does. Candidates are built on the meta device: shapes only, no memory, milliseconds."""
+    keys = set(state_dict)
+    for name in ARCHITECTURES:
+        with torch.device("meta"):
+            template = build_model(name, 2)
+        if set(template.state_dict()) != keys:
+            continue
+        output = _GESTURE_OUTPUT[type(template)]
+        num_classes = state_dict[f"{output}.weight"].shape[0]
+        image_size = _vit_image_size(state_dict) if isinstance(template, VitClassifier) else 224
+        with torch.device("meta"):
+            template = build_model(name, num_classes, image_size=image_size)
+        if not layout_problems(template, state_dict):
+            return Layout(name, num_classes, image_size)
+    return None
+
+
+def _vit_image_size(state_dict: dict[str, torch.Tensor]) -> int:
+    tokens = state_dict["torchvision_model.encoder.pos_embedding"].shape[1] - 1  # patches + the class token
+    return 32 * round(tokens**0.5)
+
+
+def layout_problems(model: nn.Module, state_dict: dict[str, torch.Tensor], limit: int = 4) -> list[str]:
+    """Why `state_dict` would not load strictly into `model`, in a few short lines (empty: it would)."""
+    own = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+    theirs = {key: tuple(tensor.shape) for key, tensor in state_dict.items()}
+    problems = []
+    for what, keys in (("missing", own.keys() - theirs.keys()), ("unexpected", theirs.keys() - own.keys())):
+        if keys:
+            problems.append(f"{len(keys)} {what} keys (e.g. {', '.join(sorted(keys)[:limit])})")
+    shared = sorted(own.keys() & theirs.keys())
+    wrong = [f"{key} {theirs[key]} where {own[key]} is expected" for key in shared if own[key] != theirs[key]]
+    if wrong:
+        problems.append(f"{len(wrong)} tensors of another shape (e.g. {'; '.join(wrong[:limit])})")
+    return problems
+
+
+def describe_keys(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short description of a state_dict's layout: its size and top-level module names."""
+    tops = sorted({key.split(".")[0] for key in state_dict})
+    return f"{len(state_dict)} tensors under {', '.join(tops[:8])}"

@@ -38,6 +38,7 @@ def render_report(result: RunSummary, model_name: str, config_path: str | None =
         f"- best checkpoint: `{result.best_checkpoint}`",
         f"- last checkpoint: `{result.last_checkpoint}`",
         f"- resumed from: `{result.resumed_from}`" if result.resumed_from else "- started fresh",
+        *_reinitialised(result),
         f"- images skipped: {result.missing_images} missing, {result.skipped_images} unreadable",
         "",
         "## Metrics per epoch",
@@ -53,6 +54,13 @@ def render_report(result: RunSummary, model_name: str, config_path: str | None =
         f"TensorBoard: `{tensorboard_command(result.run_uri)}`",
     ]
     return "\n".join(lines)
+
+
+def _reinitialised(result: RunSummary) -> list[str]:
+    """A fine-tune's tensors that did not fit and were re-initialised."""
+    if not result.finetune_skipped:
+        return []
+    return [f"- re-initialised: {', '.join(f'`{name}`' for name in result.finetune_skipped)}"]
 
 
 def _fmt(value: Any) -> Any:

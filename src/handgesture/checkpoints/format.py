@@ -18,7 +18,7 @@ import torch
 from handgesture.errors import CheckpointError
 from handgesture.storage import Store
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: HaGRID's module layout, input and leading-hand order (1: our own, before)
 SHAPE_FIELDS = ("model_name", "class_names", "image_size")
 
 
@@ -50,9 +50,6 @@ def from_bytes(data: bytes, source: str) -> dict[str, Any]:
 
 def check_compatible(checkpoint: dict[str, Any], expected: dict[str, Any], source: str) -> None:
     """Shape-defining fields come from the checkpoint; a conflict with the config names both values."""
-    if checkpoint.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
-        version = checkpoint["schema_version"]
-        raise CheckpointError(f"{source} has schema version {version}, newer than ours ({SCHEMA_VERSION})")
     for key in SHAPE_FIELDS:
         found = checkpoint.get(key)
         if found is not None and found != expected[key]:

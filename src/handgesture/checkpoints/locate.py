@@ -1,4 +1,4 @@
-"""One resume path: a URI goes in, a verified checkpoint comes out.
+"""One resume path: a URI goes in, a verified checkpoint in the current schema comes out.
 
 Accepted URIs: a checkpoint file (local path, `file://`, `s3://`); a run folder / prefix, which resolves
 to its newest committed checkpoint that verifies against the run manifest; `prefect://flow-runs/<id>`
@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from handgesture.checkpoints.best import follow_best_ref, is_best_ref
+from handgesture.checkpoints.foreign import upgrade
 from handgesture.checkpoints.format import from_bytes
 from handgesture.checkpoints.prefect_refs import PREFIX, is_flow_run_ref, resolve_flow_run_ref
 from handgesture.checkpoints.run_folder import (
@@ -76,7 +77,7 @@ def _load_named(store: Store, key: str, cache_dir: Path) -> Resolved:
         path = cached_download(store, key, cache_dir, sha256=entry["sha256"] if entry else None)
     except ChecksumMismatchError as exc:
         raise CheckpointError(f"resume checkpoint {uri} failed verification: {exc}") from None
-    return Resolved(uri, from_bytes(path.read_bytes(), uri))
+    return Resolved(uri, upgrade(from_bytes(path.read_bytes(), uri), uri))
 
 
 def _load_newest(store: Store, cache_dir: Path) -> Resolved:

@@ -44,7 +44,7 @@ def restore(state: TrainingState, config: Config, resume: str) -> str:
 def finetune_from(state: TrainingState, config: Config, source: str) -> str:
     """Start fresh (optimizer, schedule, counters) from the weights that fit; other heads stay initialised."""
     resolved = resolve_checkpoint(source, s3_settings(config.storage))
-    skipped = state.restore_weights(resolved.checkpoint)
+    skipped = state.restore_weights(resolved.checkpoint, resolved.uri)
     log.info(
         "fine-tuning from %s; re-initialised %d tensors that do not fit: %s",
         resolved.uri,

@@ -49,7 +49,7 @@ def run_training(
     process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
     """
     run = set_up(config, prepared or prepare_data(config), run_name)
-    parent = start_point(run.state, config, run.folder, resume)
+    parent = start_point(run.state, config, run.folder, resume or config.checkpoint.resume)
     run.begin(parent, flow_run_id)
     try:
         metrics = train(run, on_epoch, show_progress)
@@ -130,7 +130,9 @@ def set_up(config: Config, prepared: PreparedData, run_name: str | None) -> Trai
     uri = run_uri(config.storage.uri, config.storage.experiment, name)
     retention = Retention(config.checkpoint.keep_last, config.checkpoint.keep_best)
     folder = RunFolder(open_store(uri, s3_settings(config.storage)), retention)
-    return TrainingRun(config, name, data, trainer, TrainingState(trainer, config), folder, steps_per_epoch)
+    return TrainingRun(
+        config, name, data, trainer, TrainingState(trainer, config, steps_per_epoch), folder, steps_per_epoch
+    )
 
 
 def new_run_name() -> str:

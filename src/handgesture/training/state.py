@@ -8,7 +8,9 @@ The byte format and the safe loader are `handgesture.checkpoints.format`.
 
 from __future__ import annotations
 
+import copy
 import random
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from handgesture.checkpoints.foreign import UNKNOWN_STEP
 from handgesture.checkpoints.format import SCHEMA_VERSION, check_compatible
 from handgesture.config import Config, to_dict
+from handgesture.errors import CheckpointError
+from handgesture.models import head_tensors, layout_problems
 from handgesture.training.engine import Progress, Trainer
 
 
@@ -42,11 +47,15 @@ def shape_of(config: Config) -> dict[str, Any]:
 class TrainingState:
     """Reads and writes `trainer`'s full training state as a checkpoint dict."""
 
-    def __init__(self, trainer: Trainer, config: Config):
-        self.trainer = trainer
+    def __init__(self, trainer: Trainer, config: Config, steps_per_epoch: int):
+        self.trainer, self.steps_per_epoch = trainer, steps_per_epoch
         self.config = to_dict(config)  # once: every checkpoint carries the same resolved config
         self.shape = shape_of(config)
+        self.allow_backbone_reinit = config.checkpoint.allow_backbone_reinit
         self.lineage = Lineage()
+        # The schedule as built, for checkpoints that hold none (HaGRID's): replayed up to their step.
+        self._fresh_schedule = copy.deepcopy(trainer.scheduler.state_dict())
+        self._fresh_lrs = [group["lr"] for group in trainer.optimizer.param_groups]
 
     def dump(self, metrics: dict[str, float]) -> dict[str, Any]:
         """The checkpoint of the trainer's live state; `metrics` are the epoch's, empty mid-epoch."""
@@ -73,36 +82,74 @@ class TrainingState:
         steps = (
             self.restore_model,
             self.restore_optimizer,
-            self.restore_scheduler,
-            self.restore_scaler,
             self.restore_progress,
+            self.restore_scheduler,  # after the progress: a checkpoint without one is replayed to its step
+            self.restore_scaler,
             self.restore_rng,
         )
         for step in steps:
-            step(checkpoint)
+            step(checkpoint, source)
 
-    def restore_model(self, checkpoint: dict[str, Any]) -> None:
+    def restore_model(self, checkpoint: dict[str, Any], source: str) -> None:
+        problems = layout_problems(self.trainer.model, checkpoint["state_dict"])
+        if problems:
+            raise CheckpointError(
+                f"{source} does not fit a {self.shape['model_name']} with {len(self.shape['class_names'])} "
+                f"classes: {'; '.join(problems)}"
+            )
         self.trainer.model.load_state_dict(checkpoint["state_dict"])
 
-    def restore_optimizer(self, checkpoint: dict[str, Any]) -> None:
+    def restore_optimizer(self, checkpoint: dict[str, Any], source: str) -> None:
         _load_part(self.trainer.optimizer, checkpoint, "optimizer_state_dict")
 
-    def restore_scheduler(self, checkpoint: dict[str, Any]) -> None:
-        _load_part(self.trainer.scheduler, checkpoint, "scheduler_state_dict")
+    def restore_progress(self, checkpoint: dict[str, Any], source: str) -> None:
+        progress = progress_of(checkpoint)
+        if progress.global_step == UNKNOWN_STEP:  # HaGRID counts epochs only
+            progress.global_step = progress.epoch * self.steps_per_epoch
+        self.trainer.progress = progress
 
-    def restore_scaler(self, checkpoint: dict[str, Any]) -> None:
+    def restore_scheduler(self, checkpoint: dict[str, Any], source: str) -> None:
+        if "scheduler_state_dict" in checkpoint:
+            self.trainer.scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+        else:
+            self._replay_schedule(self.trainer.progress.global_step)
+
+    def _replay_schedule(self, steps: int) -> None:
+        """The schedule as it would be after `steps` steps: never the restored rate times the warm-up's
+        factors, which a fresh scheduler stepped on a loaded optimizer would give (up to 1 / start_factor)."""
+        for group, lr in zip(self.trainer.optimizer.param_groups, self._fresh_lrs, strict=True):
+            group["lr"] = lr
+            group.pop("initial_lr", None)  # the loaded optimizer's; the scheduler's base_lrs are ours
+        scheduler = self.trainer.scheduler
+        scheduler.load_state_dict(copy.deepcopy(self._fresh_schedule))
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                scheduler.step()
+
+    def restore_scaler(self, checkpoint: dict[str, Any], source: str) -> None:
         _load_part(self.trainer.scaler, checkpoint, "scaler_state_dict")
 
-    def restore_progress(self, checkpoint: dict[str, Any]) -> None:
-        self.trainer.progress = progress_of(checkpoint)
-
-    def restore_rng(self, checkpoint: dict[str, Any]) -> None:
+    def restore_rng(self, checkpoint: dict[str, Any], source: str) -> None:
         if "rng" in checkpoint:
             restore_rng(checkpoint["rng"])
 
-    def restore_weights(self, checkpoint: dict[str, Any]) -> list[str]:
-        """Fine-tune start: load the weights that fit, keep the rest as initialised; returns those names."""
-        skipped = load_matching(self.trainer.model, checkpoint["state_dict"])
+    def restore_weights(self, checkpoint: dict[str, Any], source: str) -> list[str]:
+        """Fine-tune start: load the weights that fit, keep the rest as initialised; returns those names.
+
+        Only the heads may be re-initialised (other classes), unless `checkpoint.allow_backbone_reinit`."""
+        own, theirs = self.trainer.model.state_dict(), checkpoint["state_dict"]
+        skipped = sorted(k for k in own if k not in theirs or theirs[k].shape != own[k].shape)
+        beyond_heads = sorted(set(skipped) - set(head_tensors(self.shape["model_name"], skipped)))
+        if beyond_heads and not self.allow_backbone_reinit:
+            raise CheckpointError(
+                f"fine-tuning a {self.shape['model_name']} from {source} would re-initialise "
+                f"{len(beyond_heads)} of {len(own)} tensors beyond the heads (e.g. "
+                f"{', '.join(beyond_heads[:5])}): it holds another architecture. Set "
+                "checkpoint.allow_backbone_reinit=true to fine-tune from it anyway"
+            )
+        fits = {k: v for k, v in theirs.items() if k in own and k not in skipped}
+        self.trainer.model.load_state_dict(fits, strict=False)
         self.trainer.finetune_skipped = skipped
         return skipped
 
@@ -116,14 +163,6 @@ def progress_of(checkpoint: dict[str, Any]) -> Progress:
     if "progress" in checkpoint:
         return Progress(**checkpoint["progress"])
     return Progress(epoch=int(checkpoint.get("epoch", 0)))  # a tutorial-style file: weights and epoch only
-
-
-def load_matching(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> list[str]:
-    """Load every tensor whose name and shape fit `model`; return the names left as initialised."""
-    own = model.state_dict()
-    fits = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
-    return sorted(set(own) - set(fits))
 
 
 def capture_rng() -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_finetune_mode_loads_what_fits_and_reports_reinitialised_heads(tiny_conf
     )
     assert tuned.resumed_from == first.last_checkpoint
     assert tuned.epochs == 1 and tuned.global_step < 2 * first.global_step  # fresh counters
-    assert tuned.finetune_skipped == ["gesture_head.3.bias", "gesture_head.3.weight"]
+    assert tuned.finetune_skipped == ["gesture_classifier.3.bias", "gesture_classifier.3.weight"]
     checkpoint = torch.load(tuned.last_checkpoint, weights_only=True)
     assert checkpoint["class_names"] == ["call", "dislike", "fist", "four", "like", "no_gesture"]
     assert checkpoint["lineage"]["parent"] == first.last_checkpoint

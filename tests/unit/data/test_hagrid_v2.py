@@ -1,0 +1,90 @@
+"""HaGRID v2's annotations: no leading hand, united boxes for two-handed gestures, no_gesture on its own;
+read, generated, and trained on."""
+
+import json
+import math
+
+import pytest
+
+from handgesture.config import load_config
+from handgesture.data.annotations import read_annotations
+from handgesture.data.synthetic import generate_synthetic
+from handgesture.errors import DataError
+from handgesture.labels import HAGRID_V2_TARGETS, UNKNOWN_HAND
+from handgesture.training import run_training
+from tests.unit.data.test_annotations import write_dataset
+
+TARGETS = ["hand_heart", "like", "no_gesture"]
+
+
+def v2_entry(boxes, labels, united=None, united_label=None, user="u1"):
+    return {
+        "bboxes": boxes,
+        "labels": labels,
+        "united_bbox": united or [None] * len(boxes),
+        "united_label": united_label or [None] * len(boxes),
+        "user_id": user,
+        "hand_landmarks": [[] for _ in boxes],
+        "meta": {"age": [30.0], "gender": ["female"], "race": ["White"]},
+    }
+
+
+def test_two_handed_gestures_are_one_united_sample_and_hands_are_unknown(tmp_path):
+    union, hearts = [0.1, 0.1, 0.6, 0.5], ["hand_heart", "hand_heart"]
+    two_hands = [[0.1, 0.1, 0.2, 0.2], [0.5, 0.3, 0.2, 0.3]]
+    ann, data = write_dataset(tmp_path, {
+        "hand_heart": {"a": v2_entry(two_hands, hearts, [union, union], hearts)},
+        "like": {"b": v2_entry([[0.2, 0.2, 0.2, 0.2], [0.6, 0.6, 0.1, 0.1]], ["like", "no_gesture"])},
+        "no_gesture": {"c": v2_entry([[0.3, 0.3, 0.2, 0.2]], ["no_gesture"])},
+    })  # fmt: skip
+    samples = read_annotations(ann, data, TARGETS).samples
+    assert [(s.gesture, s.box) for s in samples] == [
+        (0, tuple(union)),  # both hands of the heart: one crop around them
+        (1, (0.2, 0.2, 0.2, 0.2)),
+        (2, (0.6, 0.6, 0.1, 0.1)),  # a no_gesture box in a gesture's frame
+        (2, (0.3, 0.3, 0.2, 0.2)),  # no_gesture's own file and folder
+    ]
+    assert {s.leading_hand for s in samples} == {UNKNOWN_HAND}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"united_bbox": [[0, 0, 1]]}, "united_bbox 0 must be 4 finite numbers"),
+        ({"united_bbox": [None, None]}, "'united_bbox' must be a list aligned with 'bboxes'"),
+        ({"united_bbox": [[0, 0, 1, 1]], "united_label": [None]}, "united_bbox 0 has no united_label"),
+    ],
+)
+def test_malformed_united_boxes_name_file_id_and_problem(tmp_path, change, expected):
+    ann, data = write_dataset(tmp_path, {"like": {"img7": {**v2_entry([[0, 0, 1, 1]], ["like"]), **change}}})
+    with pytest.raises(DataError, match=expected) as info:
+        read_annotations(ann, data, TARGETS)
+    assert "'img7'" in str(info.value)
+
+
+def test_the_synthetic_generator_writes_v2(tmp_path):
+    written = generate_synthetic(tmp_path, per_class=2, targets=HAGRID_V2_TARGETS, users=2, version=2)
+    heart = json.loads((tmp_path / "annotations" / "hand_heart.json").read_text())
+    entry = next(iter(heart.values()))
+    assert "leading_hand" not in entry and entry["united_label"] == ["hand_heart", "hand_heart"]
+    assert (tmp_path / "annotations" / "no_gesture.json").is_file() and (
+        tmp_path / "images" / "no_gesture"
+    ).is_dir()
+    samples = read_annotations(written["annotations"], written["dataset"], HAGRID_V2_TARGETS).samples
+    assert {s.gesture for s in samples} == set(range(len(HAGRID_V2_TARGETS)))  # all 34 classes
+
+
+@pytest.mark.slow
+def test_training_on_v2_masks_the_leading_hand(tmp_path):
+    data = generate_synthetic(tmp_path / "v2", per_class=10, targets=TARGETS, users=4, frame_size=(160, 120),
+                              seed=4, version=2)  # fmt: skip
+    config = load_config("configs/demo.yaml", [
+        f"dataset.annotations={data['annotations']}", f"dataset.dataset={data['dataset']}",
+        f"dataset.cache_dir={tmp_path / 'cache'}", f"dataset.targets={TARGETS}".replace("'", ""),
+        "dataset.image_size=[32,32]", "model.name=MobileNetV3_small", "train_params.epochs=2",
+        "train_params.train_batch_size=8", "train_params.num_workers=0", f"storage.uri={tmp_path / 'runs'}",
+        "synthetic.generate_if_missing=false",
+    ])  # fmt: skip
+    summary = run_training(config, run_name="v2")
+    assert math.isfinite(summary.metrics["train/loss"]) and 0.0 <= summary.metrics["gesture/f1_score"] <= 1.0
+    assert not [key for key in summary.metrics if key.startswith("leading_hand/")]
