@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--resume", help=RESUME_HELP)
     parser.add_argument("--storage", help="local folder, file://... or s3://bucket/prefix (storage.uri)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotlist config overrides")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # key=value overrides may come before, between or after options
 
 
 def main(argv: list[str] | None = None) -> RunSummary:

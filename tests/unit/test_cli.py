@@ -17,3 +17,13 @@ def test_inspect_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing.pth")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "missing.pth" in err and "Traceback" not in err
+
+
+def test_synth_command_writes_hagrid_v2(tmp_path, capsys):
+    from handgesture.labels import HAGRID_V2_TARGETS
+
+    args = ["synth", str(tmp_path / "v2"), "--per-class", "1", "--users", "2", "--hagrid-version", "2"]
+    assert main(args) == 0
+    written = json.loads(capsys.readouterr().out)
+    found = read_annotations(written["annotations"], written["dataset"], HAGRID_V2_TARGETS)
+    assert {s.leading_hand for s in found.samples} == {-1} and len(found.samples) >= len(HAGRID_V2_TARGETS)

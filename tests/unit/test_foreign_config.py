@@ -51,3 +51,10 @@ def test_every_unknown_key_is_named_in_one_error(tmp_path):
     assert "model.nmae" in message and "lerning_rate" in message and "train_params.epoch" in message
     with pytest.raises(ConfigError, match="optimizer.lrr, storage.bucket"):
         load_config(None, ["optimizer.lrr=1", "storage.bucket=x"])
+
+
+def test_the_hagrid_v2_config_lists_v2s_classes():
+    from handgesture.labels import HAGRID_V2_TARGETS
+
+    config = load_config("configs/hagrid_v2.yaml")
+    assert config.dataset.targets == HAGRID_V2_TARGETS and config.synthetic.hagrid_version == 2

@@ -1,0 +1,61 @@
+"""The README's "Coming from HaGRID or the tutorial" commands, run as printed on a HaGRID checkpoint and
+HaGRID's own config file. Only the data folders are swapped for the tiny test dataset, and test-only settings
+(no loader worker processes, batches that fit the tiny split, storage in tmp) are appended."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.hagrid import HAGRID_CONFIG, hagrid_config, write_hagrid_checkpoint
+
+pytestmark = pytest.mark.slow
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    text = README.read_text().split(f"## {section}", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", text, re.S)[1].replace("\\\n", " ")
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_the_hagrid_section_runs_as_printed(prefect_harness, tiny_dataset, tmp_path, monkeypatch, capsys):
+    from flows.train import main as train
+
+    from handgesture.cli import main as handgesture
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hagrid/classifier/config").mkdir(parents=True)
+    (tmp_path / "hagrid/classifier/config/default.yaml").write_text(HAGRID_CONFIG.read_text())
+    (tmp_path / "experiments/MobileNetV3_small").mkdir(parents=True)
+    checkpoint = tmp_path / "experiments/MobileNetV3_small/best_model.pth"
+    write_hagrid_checkpoint(checkpoint, "MobileNetV3_small", epoch=18, config=hagrid_config(), size=224)
+    data = {
+        "/data/hagrid/ann_train_val": tiny_dataset["annotations"],
+        "/data/hagrid/images": tiny_dataset["dataset"],
+    }
+    test_only = [
+        "train_params.num_workers=0",
+        "train_params.train_batch_size=8",
+        f"storage.uri={tmp_path / 'runs'}",
+    ]
+
+    def swapped(arg: str) -> str:
+        key, equals, value = arg.partition("=")
+        return f"{key}={data[value]}" if equals and value in data else arg
+
+    inspect, resume, finetune = [
+        [swapped(a) for a in c] for c in readme_commands("Coming from HaGRID or the tutorial")
+    ]
+    assert inspect[:2] == ["handgesture", "inspect"] and handgesture(inspect[1:]) == 0
+    assert '"model_name": "MobileNetV3_small"' in capsys.readouterr().out
+    assert resume[:2] == ["python", "flows/train.py"]
+    continued = train(resume[2:] + test_only)
+    assert continued.resumed_from == str(checkpoint) and continued.epochs == 20
+    assert [row["epoch"] for row in continued.history] == [20]  # HaGRID finished epochs 1-19 (its index 18)
+    tuned = train(finetune[2:] + test_only)
+    assert tuned.epochs == 3 and tuned.finetune_skipped == [
+        "gesture_classifier.3.bias",
+        "gesture_classifier.3.weight",
+    ]
