@@ -25,10 +25,11 @@ from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.promote import current_best_task, promote_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
+from flows.run_names import training_run_name  # noqa: E402
 from handgesture.promotion import RetrainResult  # noqa: E402
 
 
-@flow(name="retrain-hand-gesture-classifier", log_prints=True)
+@flow(name="retrain-hand-gesture-classifier", flow_run_name=training_run_name, log_prints=True)
 def retrain_hand_gesture_classifier(
     config: str | None = None,
     overrides: list[str] | None = None,
@@ -47,7 +48,7 @@ def retrain_hand_gesture_classifier(
     prepared = prepare_data_task(resolved)
     current = current_best_task(resolved)
     summary = train_task(resolved, prepared, current["checkpoint"] if current else None)
-    summary = persist_task(resolved, summary, config)
+    summary = persist_task(resolved, summary)
     return RetrainResult(summary, promote_task(resolved, summary, current, prepared, min_improvement))
 
 

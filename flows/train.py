@@ -21,6 +21,7 @@ from tasks.persist import persist_task  # noqa: E402
 from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
+from flows.run_names import training_run_name  # noqa: E402
 from handgesture.training import RunSummary  # noqa: E402
 
 RESUME_HELP = (
@@ -31,7 +32,7 @@ RESUME_HELP = (
 )
 
 
-@flow(name="train-hand-gesture-classifier", log_prints=True)
+@flow(name="train-hand-gesture-classifier", flow_run_name=training_run_name, log_prints=True)
 def train_hand_gesture_classifier(
     config: str | None = None,
     overrides: list[str] | None = None,
@@ -41,18 +42,20 @@ def train_hand_gesture_classifier(
     """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes.
 
     Args:
-        config: Config YAML merged over configs/default.yaml.
-        overrides: Dotlist overrides, e.g. ["train_params.epochs=3", "model.name=ResNet18"].
+        config: Config YAML merged over configs/default.yaml (not read when resuming: a resume continues
+            its checkpoint's own config).
+        overrides: Dotlist overrides, e.g. ["train_params.epochs=3", "model.name=ResNet18"]; applied on top of
+            a resumed checkpoint's config too.
         resume: Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run
             folder or s3:// run prefix (its newest committed checkpoint); prefect://flow-runs/<id> (that
             flow run's last checkpoint, /best for its best); <storage>/<experiment>/best (the experiment's
             current best). Empty: start fresh.
         storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
     """
-    resolved = load_config_task(config, overrides, storage)
+    resolved = load_config_task(config, overrides, storage, resume)
     prepared = prepare_data_task(resolved)
     summary = train_task(resolved, prepared, resume or None)
-    return persist_task(resolved, summary, config)
+    return persist_task(resolved, summary)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -74,13 +77,14 @@ def main(argv: list[str] | None = None) -> RunSummary:
     if args.epochs is not None:
         overrides.append(f"train_params.epochs={args.epochs}")
     from handgesture.cli import report_error
-    from handgesture.config import flow_overrides, load_config
+    from handgesture.config import flow_overrides
     from handgesture.errors import InputError, StorageError
     from handgesture.report import print_summary
+    from handgesture.training.resume import run_config
 
     try:
         # A config mistake is reported before a flow run exists; the flow validates again at its edge.
-        load_config(args.config, flow_overrides(overrides, args.storage))
+        run_config(args.config, flow_overrides(overrides, args.storage), args.resume)
         result = train_hand_gesture_classifier(
             config=args.config, overrides=overrides, resume=args.resume, storage=args.storage
         )
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> RunSummary:
         # One clear line (Prefect has already logged any details): exit 2 for bad input, else 1.
         raise SystemExit(report_error(exc)) from None
 
-    print_summary(result, args.config)
+    print_summary(result)
     return result
 
 

@@ -13,10 +13,10 @@ from tasks.retry import RETRY_POLICY
 
 
 @task(name="persist", **RETRY_POLICY)
-def persist_task(config: dict, summary: RunSummary, config_path: str | None = None) -> RunSummary:
+def persist_task(config: dict, summary: RunSummary) -> RunSummary:
     experiment = config["storage"]["experiment"]
     create_markdown_artifact(
-        render_report(summary, config["model"]["name"], config_path),
+        render_report(summary, config["model"]["name"]),
         key=artifact_key(experiment, "report"),
         description="training report",
     )

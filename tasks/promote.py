@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from handgesture.checkpoints.best import POINTER, read_best
@@ -12,10 +13,14 @@ from handgesture.checkpoints.run_folder import experiment_uri
 from handgesture.config import from_dict
 from handgesture.data.prepare import PreparedData
 from handgesture.promotion import PromotionDecision, promote
+from handgesture.report import promotion_report
 from handgesture.storage import open_store, s3_settings
 from handgesture.training import RunSummary
 from tasks.artifact_keys import artifact_key
 from tasks.retry import RETRY_POLICY
+
+# Emitted when a model becomes the experiment's best: automations react to it (docs/deployments.md).
+PROMOTED_EVENT = "handgesture.model.promoted"
 
 
 @task(name="current-best", cache_policy=NO_CACHE, **RETRY_POLICY)
@@ -54,15 +59,24 @@ def promote_task(
         min_improvement=min_improvement,
         flow_run_id=str(flow_run.id),
     )
-    incumbent = decision.incumbent_metric
     create_markdown_artifact(
-        f"## {'Promoted' if decision.promoted else 'Not promoted'}\n\n{decision.reason}\n\n"
-        f"| model | {decision.metric} (same validation split) |\n| --- | --- |\n"
-        f"| challenger `{decision.challenger}` | {decision.challenger_metric:.4f} |\n"
-        f"| current best `{decision.incumbent}` | "
-        f"{'-' if incumbent is None else f'{incumbent:.4f}'} |\n\npointer: `{decision.pointer}`\n",
+        promotion_report(decision),
         key=artifact_key(cfg.storage.experiment, "promotion"),
         description="promotion decision",
     )
+    if decision.promoted:
+        emit_event(
+            event=PROMOTED_EVENT,
+            resource={"prefect.resource.id": f"handgesture.experiment.{cfg.storage.experiment}"},
+            payload={
+                "experiment": cfg.storage.experiment,
+                "checkpoint": decision.challenger,
+                "score": decision.challenger_metric,
+                "metric": decision.metric,
+                "test_score": decision.challenger_test_metric,
+                "previous": decision.incumbent,
+                "pointer": decision.pointer,
+            },
+        )
     get_run_logger().info("%s: %s", "promoted" if decision.promoted else "kept", decision.reason)
     return decision

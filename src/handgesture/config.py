@@ -135,16 +135,22 @@ class Config:
     deterministic: bool = True
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: tuple[str, dict[str, Any]] | None = None,
+) -> Config:
     """Schema <- configs/default.yaml <- YAML file <- dotlist overrides, validated.
 
+    `base` (a source name and a config dict, say a checkpoint's) takes configs/default.yaml's place.
     Errors name the key and the file (or the overrides) it came from.
     """
     merged = OmegaConf.structured(Config)
-    files = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() else []
+    files = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() and base is None else []
     if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
         files.append(Path(path))
-    layers = [(str(file), _read_yaml(file)) for file in files]
+    layers = [(base[0], OmegaConf.create(base[1]))] if base else []
+    layers += [(str(file), _read_yaml(file)) for file in files]
     if overrides:
         layers.append((f"overrides {overrides}", _from_dotlist(list(overrides))))
     for source, layer in layers:

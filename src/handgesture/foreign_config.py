@@ -79,3 +79,13 @@ def unknown_keys(data: dict[str, Any], schema: dict[str, Any], prefix: str = "")
         elif isinstance(value, dict) and isinstance(schema[key], dict):
             unknown += unknown_keys(value, schema[key], f"{dotted}.")
     return unknown
+
+
+def known_part(data: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the keys `schema` lacks (HaGRID's configs carry some of their own, like num_classes)."""
+    known = {}
+    for key, value in data.items():
+        if key in schema:
+            nested = isinstance(value, dict) and isinstance(schema[key], dict)
+            known[key] = known_part(value, schema[key]) if nested else value
+    return known

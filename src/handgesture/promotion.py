@@ -16,7 +16,7 @@ from typing import Any
 from handgesture.checkpoints.best import POINTER, manifest_sha256, read_best, write_pointer
 from handgesture.checkpoints.run_folder import experiment_uri
 from handgesture.config import Config
-from handgesture.data.loaders import build_val_batches
+from handgesture.data.loaders import Batches, build_test_batches, build_val_batches
 from handgesture.data.prepare import PreparedData, prepare_data
 from handgesture.errors import InputError
 from handgesture.inference import load_model
@@ -43,6 +43,8 @@ class PromotionDecision:
     incumbent: str | None
     incumbent_metric: float | None
     pointer: str  # where the experiment's best pointer lives
+    challenger_test_metric: float | None = None  # on the test split, when there is one (not deciding)
+    incumbent_test_metric: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,8 +58,10 @@ class RetrainResult:
     promotion: PromotionDecision
 
 
-def evaluate_checkpoints(config: Config, uris: list[str], batches, s3: S3Settings | None) -> dict[str, float]:
-    """Validation gesture F1 of each checkpoint on the `batches` of one validation split."""
+def evaluate_checkpoints(
+    config: Config, uris: list[str], splits: dict[str, Batches], s3: S3Settings | None
+) -> dict[str, dict[str, float]]:
+    """Gesture F1 of each checkpoint on each split (`{"val": ..., "test": ...}`): uri -> split -> F1."""
     device = pick_device(config.device)
     scores = {}
     for uri in uris:
@@ -73,7 +77,9 @@ def evaluate_checkpoints(config: Config, uris: list[str], batches, s3: S3Setting
                 )
         trainer = Trainer(loaded.model, None, None, None, device, len(config.dataset.targets))  # type: ignore[arg-type]
         trainer.metric_average = config.metric_params.average
-        scores[uri] = float(evaluate(trainer, batches())[BEST_METRIC])
+        scores[uri] = {
+            name: float(evaluate(trainer, batches())[BEST_METRIC]) for name, batches in splits.items()
+        }
     return scores
 
 
@@ -102,17 +108,22 @@ def promote(
     the `prepared` data; move the pointer to the challenger only if it wins."""
     store = open_store(experiment_uri(config.storage.uri, config.storage.experiment), s3)
     incumbent = current["checkpoint"] if current else None
-    batches = build_val_batches(config, pick_device(config.device), prepared or prepare_data(config))
-    scores = evaluate_checkpoints(config, [challenger] + ([incumbent] if incumbent else []), batches, s3)
-    incumbent_metric = scores[incumbent] if incumbent else None
-    promoted, reason = decide(scores[challenger], incumbent_metric, min_improvement)
+    prepared = prepared or prepare_data(config)
+    device = pick_device(config.device)
+    splits = {"val": build_val_batches(config, device, prepared)}
+    test = build_test_batches(config, device, prepared)
+    if test is not None:  # reported beside the decision, never deciding: the test split stays held out
+        splits["test"] = test
+    scores = evaluate_checkpoints(config, [challenger] + ([incumbent] if incumbent else []), splits, s3)
+    incumbent_metric = scores[incumbent]["val"] if incumbent else None
+    promoted, reason = decide(scores[challenger]["val"], incumbent_metric, min_improvement)
     if promoted:
         write_pointer(
             store,
             {
                 "checkpoint": challenger,
                 "sha256": manifest_sha256(challenger, s3),
-                "metric": {"name": BEST_METRIC, "value": scores[challenger]},
+                "metric": {"name": BEST_METRIC, "value": scores[challenger]["val"]},
                 "split": split_of(config),
                 "flow_run_id": flow_run_id,
                 "previous": incumbent,
@@ -125,10 +136,12 @@ def promote(
         reason=reason,
         metric=BEST_METRIC,
         challenger=challenger,
-        challenger_metric=scores[challenger],
+        challenger_metric=scores[challenger]["val"],
         incumbent=incumbent,
         incumbent_metric=incumbent_metric,
         pointer=store.uri(POINTER),
+        challenger_test_metric=scores[challenger].get("test"),
+        incumbent_test_metric=scores[incumbent].get("test") if incumbent else None,
     )
 
 

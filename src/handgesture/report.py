@@ -5,18 +5,17 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from handgesture.promotion import PromotionDecision
 from handgesture.training.summary import RunSummary
 
 TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", "leading_hand/f1_score")
 
 
-def resume_command(result: RunSummary, checkpoint_uri: str, config_path: str | None = None) -> str:
-    # The config goes along (image size and classes must match the checkpoint's), and so do the settings
-    # that reach the storage (endpoint, block name).
-    config = f"--config {shlex.quote(config_path)} " if config_path else ""
+def resume_command(result: RunSummary, checkpoint_uri: str) -> str:
+    """Five more epochs from `checkpoint_uri`. The checkpoint holds the run's config; only the settings that
+    reach its storage (endpoint, block name) go along, since they are needed to read it."""
     extra = "".join(f" {shlex.quote(o)}" for o in result.storage_overrides)
-    epochs = result.epochs + 5
-    return f"python flows/train.py {config}--resume {shlex.quote(checkpoint_uri)} --epochs {epochs}{extra}"
+    return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {result.epochs + 5}{extra}"
 
 
 def tensorboard_command(run_uri: str) -> str:
@@ -28,7 +27,7 @@ def metrics_table(result: RunSummary) -> list[dict[str, Any]]:
     return [{column: _fmt(row.get(column)) for column in TABLE_COLUMNS} for row in result.history]
 
 
-def render_report(result: RunSummary, model_name: str, config_path: str | None = None) -> str:
+def render_report(result: RunSummary, model_name: str) -> str:
     best = result.best_or_last
     lines = [
         f"# {model_name} run `{result.run_uri.rsplit('/', 1)[-1]}`",
@@ -47,13 +46,32 @@ def render_report(result: RunSummary, model_name: str, config_path: str | None =
         "|" + "---|" * len(TABLE_COLUMNS),
         *("| " + " | ".join(str(v) for v in row.values()) + " |" for row in metrics_table(result)),
         "",
+        *_test_section(result),
         "## Continue training",
         "",
-        f"```\n{resume_command(result, best, config_path)}\n```" if best else "No checkpoint was committed.",
+        f"```\n{resume_command(result, best)}\n```" if best else "No checkpoint was committed.",
         "",
         f"TensorBoard: `{tensorboard_command(result.run_uri)}`",
     ]
     return "\n".join(lines)
+
+
+def test_metrics(result: RunSummary) -> dict[str, float]:
+    """The test split's metrics (of the final model), without their `test/` prefix; empty without a split."""
+    return {k.removeprefix("test/"): v for k, v in result.metrics.items() if k.startswith("test/")}
+
+
+def _test_section(result: RunSummary) -> list[str]:
+    test = test_metrics(result)
+    if not test:
+        return []
+    heads = [head for head in ("gesture", "leading_hand") if f"{head}/f1_score" in test]
+    rows = [
+        f"| {name} | " + " | ".join(f"{test[f'{head}/{name}']:.4f}" for head in heads) + " |"
+        for name in ("accuracy", "f1_score", "precision", "recall")
+    ]
+    header = ["## Test split (the final model)", "", "| metric | " + " | ".join(heads) + " |"]
+    return [*header, "|---|" + "---|" * len(heads), *rows, ""]
 
 
 def _reinitialised(result: RunSummary) -> list[str]:
@@ -67,12 +85,36 @@ def _fmt(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def print_summary(result: RunSummary, config_path: str | None = None) -> None:
+def print_summary(result: RunSummary) -> None:
     """What a user needs after a run: the score, where the model is, how to go on, how to look."""
     best = result.best_or_last
     f1 = result.metrics.get("gesture/f1_score", result.best_metric)
     print(f"\nvalidation gesture F1: {f1:.4f} (best {result.best_metric:.4f})")
+    if "gesture/f1_score" in test_metrics(result):
+        print(f"test gesture F1:       {test_metrics(result)['gesture/f1_score']:.4f} (the final model)")
     print(f"best checkpoint:       {best}")
     if best:
-        print(f"resume from it:        {resume_command(result, best, config_path)}")
+        print(f"resume from it:        {resume_command(result, best)}")
     print(f"open TensorBoard:      {tensorboard_command(result.run_uri)}")
+
+
+def promotion_report(decision: PromotionDecision) -> str:
+    """The promotion decision as markdown: both models on the same validation split, and on the test split."""
+
+    def score(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    has_test = decision.challenger_test_metric is not None
+    header = f"| model | {decision.metric} (same validation split) |" + (" test split |" if has_test else "")
+    rows = [
+        (f"challenger `{decision.challenger}`", decision.challenger_metric, decision.challenger_test_metric),
+        (f"current best `{decision.incumbent}`", decision.incumbent_metric, decision.incumbent_test_metric),
+    ]
+    table = [header, "| --- | --- |" + (" --- |" if has_test else "")]
+    table += [
+        f"| {name} | {score(val)} |" + (f" {score(test)} |" if has_test else "") for name, val, test in rows
+    ]
+    title = "Promoted" if decision.promoted else "Not promoted"
+    return "\n".join(
+        [f"## {title}", "", decision.reason, "", *table, "", f"pointer: `{decision.pointer}`", ""]
+    )

@@ -16,10 +16,15 @@ def test_event_files_hold_loss_lr_metrics_confusion_and_hparams(tiny_config):
     loss = events.Scalars("train/loss")
     assert len(loss) == result.global_step  # one point per step
     assert "train/lr" in tags["scalars"]
+    steps_per_epoch = result.global_step // 2
     for head in ("gesture", "leading_hand"):
         for metric in ("accuracy", "f1_score", "precision", "recall"):
-            points = events.Scalars(f"val/{head}/{metric}")
-            assert [p.step for p in points] == [1, 2]
+            # x is the global step, as for the training curves; epoch-indexed copies beside them
+            assert [p.step for p in events.Scalars(f"val/{head}/{metric}")] == [
+                steps_per_epoch,
+                2 * steps_per_epoch,
+            ]
+            assert [p.step for p in events.Scalars(f"epoch/val/{head}/{metric}")] == [1, 2]
     assert events.Scalars("val/gesture/f1_score")[-1].value == result.metrics["gesture/f1_score"]
     assert len(events.Images("val/confusion_matrix")) == 2
 

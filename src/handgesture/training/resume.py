@@ -1,16 +1,52 @@
-"""Where a run starts: its own newest checkpoint, a `resume` URI (full state or fine-tune), or scratch."""
+"""Where a run starts: its own newest checkpoint, a `resume` URI (full state or fine-tune), or scratch; and
+the config a resumed run continues with."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.checkpoints.run_folder import RunFolder
-from handgesture.config import Config
+from handgesture.config import Config, load_config
+from handgesture.foreign_config import known_part, translate
 from handgesture.storage import s3_settings
 from handgesture.training.state import TrainingState
 
 log = logging.getLogger(__name__)
+# What names the run a checkpoint came from, not the run that continues it.
+_RUN_IDENTITY = {"storage": ("run_name",), "checkpoint": ("resume", "resume_mode")}
+
+
+def run_config(path: str | Path | None, overrides: list[str], resume: str | None) -> Config:
+    """The config of a run. A resume (continue mode) continues the checkpoint's own config: architecture,
+    classes, image size, data, optimizer and schedule; the given file and overrides apply on top of it."""
+    config = load_config(path, overrides)
+    resume = resume or config.checkpoint.resume
+    if not resume or config.checkpoint.resume_mode != "continue":
+        return config
+    resolved = resolve_checkpoint(resume, s3_settings(config.storage))
+    base = checkpoint_config(resolved.checkpoint, resolved.uri)
+    return load_config(
+        path, [*overrides, f"checkpoint.resume={resume}"], base=(f"checkpoint {resolved.uri}", base)
+    )
+
+
+def checkpoint_config(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
+    """The config a checkpoint was trained with, as a base for the run that continues it."""
+    config = dict(checkpoint.get("config") or {})
+    if checkpoint.get("origin") == "hagrid":  # HaGRID's config: its keys mapped, its own extras left out
+        schema = OmegaConf.to_container(OmegaConf.structured(Config))
+        config = known_part(translate(config, source), schema)
+    for section, keys in _RUN_IDENTITY.items():
+        config[section] = {k: v for k, v in (config.get(section) or {}).items() if k not in keys}
+    model, dataset = dict(config.get("model") or {}), dict(config.get("dataset") or {})
+    model["name"] = checkpoint["model_name"]  # the weights' own, whatever the config said (the tutorial's)
+    dataset["targets"], dataset["image_size"] = checkpoint["class_names"], checkpoint["image_size"]
+    return {**config, "model": model, "dataset": dataset}
 
 
 def start_point(state: TrainingState, config: Config, run: RunFolder, resume: str | None) -> str | None:

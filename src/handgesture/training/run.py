@@ -160,6 +160,7 @@ def train(run: TrainingRun, on_epoch: EpochCallback | None, show_progress: bool)
     if data.test_batches is not None:
         metrics |= {f"test/{k}": v for k, v in scalars(evaluate(trainer, data.test_batches())).items()}
     if run.tracker:
+        run.tracker.test(trainer.progress.global_step, metrics)
         run.tracker.hparams(hparams_of(config), best_scalars(trainer.progress))
     return metrics
 
@@ -177,7 +178,7 @@ def _hooks(
     def on_epoch_end(progress: Progress, metrics: dict[str, Any], _improved: bool) -> None:
         committer.commit(scalars(metrics))
         if tracker:
-            tracker.epoch(progress.epoch, metrics)
+            tracker.epoch(progress.global_step, progress.epoch, metrics)
             run.folder.sync_tensorboard(tracker.log_dir)
         bars.epoch_done(metrics)
         if on_epoch:
