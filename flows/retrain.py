@@ -23,13 +23,19 @@ from tasks.load_config import load_config_task  # noqa: E402
 from tasks.persist import persist_task  # noqa: E402
 from tasks.prepare import prepare_data_task  # noqa: E402
 from tasks.promote import current_best_task, promote_task  # noqa: E402
+from tasks.results import persist_results_with  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
 from flows.run_names import training_run_name  # noqa: E402
 from handgesture.promotion import RetrainResult  # noqa: E402
 
 
-@flow(name="retrain-hand-gesture-classifier", flow_run_name=training_run_name, log_prints=True)
+@flow(
+    name="retrain-hand-gesture-classifier",
+    flow_run_name=training_run_name,
+    log_prints=True,
+    persist_result=True,
+)
 def retrain_hand_gesture_classifier(
     config: str | None = None,
     overrides: list[str] | None = None,
@@ -45,6 +51,7 @@ def retrain_hand_gesture_classifier(
         min_improvement: Promote only if validation gesture F1 beats the current best by more than this.
     """
     resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
+    persist_results_with(resolved)
     prepared = prepare_data_task(resolved)
     current = current_best_task(resolved)
     summary = train_task(resolved, prepared, current["checkpoint"] if current else None)

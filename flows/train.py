@@ -19,6 +19,7 @@ from prefect import flow  # noqa: E402
 from tasks.load_config import load_config_task  # noqa: E402
 from tasks.persist import persist_task  # noqa: E402
 from tasks.prepare import prepare_data_task  # noqa: E402
+from tasks.results import persist_results_with  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
 from flows.run_names import training_run_name  # noqa: E402
@@ -32,7 +33,12 @@ RESUME_HELP = (
 )
 
 
-@flow(name="train-hand-gesture-classifier", flow_run_name=training_run_name, log_prints=True)
+@flow(
+    name="train-hand-gesture-classifier",
+    flow_run_name=training_run_name,
+    log_prints=True,
+    persist_result=True,
+)
 def train_hand_gesture_classifier(
     config: str | None = None,
     overrides: list[str] | None = None,
@@ -53,6 +59,7 @@ def train_hand_gesture_classifier(
         storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
     """
     resolved = load_config_task(config, overrides, storage, resume)
+    persist_results_with(resolved)
     prepared = prepare_data_task(resolved)
     summary = train_task(resolved, prepared, resume or None)
     return persist_task(resolved, summary)

@@ -32,7 +32,7 @@ def persist_task(config: dict, summary: RunSummary) -> RunSummary:
         description="this run's folder and its last and best checkpoints",
     )
     best = summary.best_or_last
-    if best:
+    if best and "://" in best:  # a link the UI can follow; a local path is no link (it is in the report)
         create_link_artifact(
             best, link_text="best checkpoint", key=artifact_key(experiment, "best-checkpoint")
         )

@@ -363,6 +363,15 @@ def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_con
     _assert_lineage(s3_env, from_best, first.best_checkpoint, best_epoch + 1, steps)
 
 
+def test_flow_results_are_persisted_in_the_runs_bucket(flow_run, s3_env: MotoServer, bucket: str):
+    from handgesture.checkpoints.prefect_refs import _read_result
+
+    results = [key for key in s3_keys(s3_env, bucket) if key.startswith("runs/prefect-results/")]
+    assert results, f"no persisted results under s3://{bucket}/runs/prefect-results/"
+    found = _read_result(flow_run["id"], "test")  # read back through the API and the saved S3Bucket block
+    assert found == {"last": flow_run["result"].last_checkpoint, "best": flow_run["result"].best_checkpoint}
+
+
 # -- 4. credentials from saved blocks ---------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Resume references to earlier Prefect flow runs: `prefect://flow-runs/<id>[/last|/best]`.
 
-A finished run's persist task publishes a `<experiment>-checkpoints` table artifact (kind, uri); this reads
-it back through the Prefect API, so any machine that can reach the API and the storage can resume.
+A flow run's result (its RunSummary) is persisted to result storage (tasks/results.py: the run's S3 bucket, or
+local); this reads that result back through the Prefect API, so any machine that can reach the API and the
+storage can resume. Runs from before results were persisted resolve through the `<experiment>-checkpoints`
+table artifact their persist task published.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ def checkpoint_rows(run_uri: str, best: str | None, last: str | None) -> list[di
 def resolve_flow_run_ref(uri: str) -> str:
     """The checkpoint URI that flow run recorded: its last checkpoint, or its best with `/best`."""
     flow_run_id, kind = _parse(uri)
-    rows = _read_rows(flow_run_id, uri)
-    found = {row["kind"]: row["uri"] for row in rows}
-    if kind not in found:
+    found = _read_result(flow_run_id, uri)
+    if found is None:
+        found = {row["kind"]: row["uri"] for row in _read_rows(flow_run_id, uri)}
+    if not found.get(kind):
         raise CheckpointError(f"resume reference {uri}: the flow run recorded no {kind} checkpoint")
     return found[kind]
 
@@ -49,6 +52,31 @@ def _parse(uri: str) -> tuple[uuid.UUID, str]:
     if kind not in KINDS:
         raise CheckpointError(f"resume reference {uri!r}: expected /last or /best after the id, got /{kind}")
     return parsed, kind
+
+
+def _read_result(flow_run_id: uuid.UUID, uri: str) -> dict[str, str | None] | None:
+    """last/best of the flow run's persisted result; None when it has none (a run from before results were
+    persisted, or one that did not finish)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(flow_run_id).state
+        except ObjectNotFound:
+            raise CheckpointError(
+                f"resume reference {uri}: no flow run {flow_run_id} in the Prefect API"
+            ) from None
+    if state is None or not state.is_completed():
+        return None
+    try:
+        result = state.result(raise_on_failure=False, _sync=True)
+    except Exception:  # no persisted result (MissingResult), or storage this machine cannot read
+        return None
+    summary = getattr(result, "run", result)  # a retrain's result holds the run it trained
+    if not hasattr(summary, "last_checkpoint"):
+        return None
+    return {"last": summary.last_checkpoint, "best": summary.best_checkpoint}
 
 
 def _read_rows(flow_run_id: uuid.UUID, uri: str) -> list[dict[str, str]]:
