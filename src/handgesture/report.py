@@ -18,9 +18,13 @@ def resume_command(result: RunSummary, checkpoint_uri: str) -> str:
     return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {result.epochs + 5}{extra}"
 
 
-def tensorboard_command(run_uri: str) -> str:
-    experiment_dir = run_uri.rsplit("/", 1)[0]
-    return f"tensorboard --logdir {shlex.quote(experiment_dir)}"
+def tensorboard_command(result: RunSummary) -> str:
+    """TensorBoard over the run's experiment, every run side by side. It reads s3:// itself (boto3's default
+    credentials); an S3-compatible endpoint goes in S3_ENDPOINT."""
+    experiment_dir = result.run_uri.rsplit("/", 1)[0]
+    endpoints = [o.split("=", 1)[1] for o in result.storage_overrides if o.startswith("storage.endpoint_url=")]
+    prefix = f"S3_ENDPOINT={shlex.quote(endpoints[0])} " if endpoints and "://" in experiment_dir else ""
+    return f"{prefix}tensorboard --logdir {shlex.quote(experiment_dir)}"
 
 
 def metrics_table(result: RunSummary) -> list[dict[str, Any]]:
@@ -51,7 +55,7 @@ def render_report(result: RunSummary, model_name: str) -> str:
         "",
         f"```\n{resume_command(result, best)}\n```" if best else "No checkpoint was committed.",
         "",
-        f"TensorBoard: `{tensorboard_command(result.run_uri)}`",
+        f"TensorBoard: `{tensorboard_command(result)}`",
     ]
     return "\n".join(lines)
 
@@ -95,7 +99,7 @@ def print_summary(result: RunSummary) -> None:
     print(f"best checkpoint:       {best}")
     if best:
         print(f"resume from it:        {resume_command(result, best)}")
-    print(f"open TensorBoard:      {tensorboard_command(result.run_uri)}")
+    print(f"open TensorBoard:      {tensorboard_command(result)}")
 
 
 def promotion_report(decision: PromotionDecision) -> str:

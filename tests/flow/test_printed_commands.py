@@ -1,0 +1,42 @@
+"""The commands a finished run prints (its summary, the same ones in its report) work when run as printed."""
+
+import asyncio
+
+import pytest
+import torch
+
+from tests.commands import printed, run_flow_command, serve_tensorboard
+from tests.flow.test_flow import _artifacts
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_summary_and_report_commands_continue_the_run_and_open_tensorboard(
+    prefect_harness, tiny_dataset, tmp_path, capsys
+):
+    from flows.train import main
+
+    overrides = [
+        f"dataset.annotations={tiny_dataset['annotations']}",
+        f"dataset.dataset={tiny_dataset['dataset']}",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "dataset.image_size=[32,32]",
+        "model.name=MobileNetV3_small",
+        "train_params.train_batch_size=16",
+        "train_params.num_workers=0",
+    ]
+    first = main(
+        ["--config", "configs/demo.yaml", "--epochs", "1", "--storage", str(tmp_path / "runs"), *overrides]
+    )
+    output = capsys.readouterr().out
+    resume, tensorboard = printed(output, "resume from it:"), printed(output, "open TensorBoard:")
+    flow_run_id = torch.load(first.last_checkpoint, weights_only=True)["lineage"]["flow_run_id"]
+    report = next(a.data for a in asyncio.run(_artifacts(flow_run_id)) if a.key == "demo-report")
+    assert resume in report and tensorboard in report  # the report prints the same commands
+
+    continued = run_flow_command(resume)  # no config, no overrides: the checkpoint knows them
+    assert continued.resumed_from == first.best_checkpoint
+    assert continued.epochs == first.epochs + 5  # 5 more, from the checkpoint's own epoch
+    assert [row["epoch"] for row in continued.history] == [1, 2, 3, 4, 5, 6]  # its history carried on
+    runs = {first.run_uri.rsplit("/", 1)[1], continued.run_uri.rsplit("/", 1)[1]}
+    assert runs <= serve_tensorboard(tensorboard, runs)
