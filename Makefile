@@ -47,7 +47,8 @@ demo-s3: $(STAMP)
 
 # Deployments (docs/deployments.md): a local Prefect server on 127.0.0.1, the GPU work pool, prefect.yaml's
 # deployments and a worker. Run `make server` and `make worker` in their own terminals.
-# make run PARAMS="--param resume=s3://bucket/runs/demo/<run> --param storage=s3://bucket/runs"
+# make run PARAMS="--param resume=s3://bucket/runs/demo/<run>" OVERRIDES='["train_params.epochs=20"]'
+# (DEPLOYMENT=retrain-hand-gesture-classifier/scheduled-retrain for the other one)
 .PHONY: server pool deploy worker run ui
 server: $(STAMP)
 	scripts/deployments.sh server
@@ -62,7 +63,7 @@ worker: $(STAMP)
 	scripts/deployments.sh worker
 
 run: $(STAMP)
-	scripts/deployments.sh run $(or $(DEPLOYMENT),train-hand-gesture-classifier/train) $(PARAMS)
+	OVERRIDES='$(OVERRIDES)' scripts/deployments.sh run $(or $(DEPLOYMENT),train-hand-gesture-classifier/train) $(PARAMS)
 
 ui:
 	scripts/deployments.sh ui

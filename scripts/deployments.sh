@@ -3,9 +3,10 @@
 #
 #   scripts/deployments.sh server     start `prefect server start` on 127.0.0.1:$PREFECT_PORT (foreground)
 #   scripts/deployments.sh pool       create the work pool handgesture-gpu (type $HANDGESTURE_POOL_TYPE, default process)
-#   scripts/deployments.sh deploy     `prefect deploy --all` from this repository's prefect.yaml
+#   scripts/deployments.sh deploy     `prefect deploy --name train --name scheduled-retrain` (process pool)
 #   scripts/deployments.sh worker     start a worker on the pool (foreground; one per GPU, see docs/deployments.md)
-#   scripts/deployments.sh run [DEPLOYMENT] [--param k=v ...]   trigger a run (default: the train deployment)
+#   scripts/deployments.sh run [DEPLOYMENT] [--param k=v ...]   trigger a run (default: the train deployment);
+#                                     OVERRIDES='["train_params.epochs=1"]' passes the overrides list
 #   scripts/deployments.sh ui         print the UI's address (and open it where a browser opener exists)
 #
 # Run `server` and `worker` in their own terminals. Every command talks to the same API: PREFECT_API_URL
@@ -32,12 +33,15 @@ case "${1:-}" in
         "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1 \
             || "$BIN/prefect" work-pool create "$POOL" --type "$POOL_TYPE" ;;
     deploy)
-        "$BIN/prefect" --no-prompt deploy --all ;;
+        "$BIN/prefect" --no-prompt deploy --name train --name scheduled-retrain ;;
     worker)
         exec "$BIN/prefect" worker start --pool "$POOL" --type "$POOL_TYPE" ;;
     run)
         shift
-        exec "$BIN/prefect" deployment run "${1:-train-hand-gesture-classifier/train}" "${@:2}" ;;
+        deployment="${1:-train-hand-gesture-classifier/train}"
+        [ $# -gt 0 ] && shift
+        # A JSON list survives make and the shell only as one quoted word: --param overrides='[...]'.
+        exec "$BIN/prefect" deployment run "$deployment" ${OVERRIDES:+--param "overrides=$OVERRIDES"} "$@" ;;
     ui)
         echo "Prefect UI: $UI_URL"
         command -v xdg-open >/dev/null && xdg-open "$UI_URL" >/dev/null 2>&1 || true ;;

@@ -22,7 +22,9 @@ def tensorboard_command(result: RunSummary) -> str:
     """TensorBoard over the run's experiment, every run side by side. It reads s3:// itself (boto3's default
     credentials); an S3-compatible endpoint goes in S3_ENDPOINT."""
     experiment_dir = result.run_uri.rsplit("/", 1)[0]
-    endpoints = [o.split("=", 1)[1] for o in result.storage_overrides if o.startswith("storage.endpoint_url=")]
+    endpoints = [
+        o.split("=", 1)[1] for o in result.storage_overrides if o.startswith("storage.endpoint_url=")
+    ]
     prefix = f"S3_ENDPOINT={shlex.quote(endpoints[0])} " if endpoints and "://" in experiment_dir else ""
     return f"{prefix}tensorboard --logdir {shlex.quote(experiment_dir)}"
 

@@ -72,11 +72,13 @@ class PrefectServer:
             "worker", str(BIN / "prefect"), "worker", "start", "--pool", pool, "--type", "process"
         )
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [str(BIN / "prefect"), *args],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -86,6 +88,20 @@ class PrefectServer:
                 f"prefect {' '.join(args)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
             )
         return done
+
+    def run_command(self, command: list[str]) -> str:
+        """A printed `prefect deployment run ...` or `make run ...` command; returns the new flow run's id."""
+        if command[0] == "prefect":
+            out = self.cli(*command[1:]).stdout
+        else:
+            done = subprocess.run(
+                command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300
+            )
+            assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+            out = done.stdout
+        match = re.search(r"UUID: ([0-9a-f-]{36})", out)
+        assert match, out
+        return match.group(1)
 
     def run_deployment(self, name: str, params: dict) -> str:
         """`prefect deployment run NAME --param k=v ...`; returns the new flow run's id."""

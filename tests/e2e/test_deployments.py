@@ -1,19 +1,25 @@
-"""prefect.yaml for real: a `prefect server start` on loopback, `prefect deploy --all`, a process worker, the
-moto S3 server; runs triggered with `prefect deployment run --param ...` exactly as a user would."""
+"""prefect.yaml for real: a `prefect server start` on loopback, the moto S3 server, and the commands
+docs/deployments.md prints (work pools, `prefect deploy`, a process worker, `prefect deployment run`,
+`make run`) run as a user would, with the test's data and S3 settings added to `overrides`."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
-from tests.e2e.servers import PrefectServer, new_home
+from tests.e2e.docs import block, by_hand, find, with_test_params
+from tests.e2e.servers import ROOT, PrefectServer, new_home
 from tests.tiny import tiny_dotlist
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.s3]
 POOL = "handgesture-gpu"
+KINDS = {POOL: "process", "handgesture-docker": "docker", "handgesture-kubernetes": "kubernetes"}
 TRAIN = "train-hand-gesture-classifier/train"
 RETRAIN = "retrain-hand-gesture-classifier/scheduled-retrain"
 EXPERIMENT = "e2e"
@@ -23,10 +29,20 @@ EXPERIMENT = "e2e"
 def prefect_server(s3_server):
     # The flow runs' S3 credentials reach them through the worker's environment (dummies for moto).
     server = PrefectServer(new_home(), extra_env={**s3_server.env(), "AWS_EC2_METADATA_DISABLED": "true"})
+    pools = (
+        find(by_hand(), "prefect", "work-pool", "create")
+        + find(block("### Docker"), "prefect", "work-pool", "create")
+        + find(block("### Kubernetes"), "prefect", "work-pool", "create")
+    )
+    deploys = find(by_hand(), "prefect", "deploy") + find(block("clones the repository"), "prefect", "deploy")
+    assert len(pools) == 3 and len(deploys) == 1, "the docs' commands changed: update this test with them"
     try:
         server.start()
-        server.cli("work-pool", "create", POOL, "--type", "process")
-        server.cli("deploy", "--all")
+        for command in pools:  # process, Docker, and Kubernetes with the GPU template
+            server.cli(*command[1:])
+        server.cli(*deploys[0][1:])
+        # The git deployment, as the docs print it, cloning this repository (what is committed of it).
+        server.cli("deploy", "--name", "train-from-git", env={"HANDGESTURE_GIT_URL": f"file://{ROOT}"})
         yield server
     finally:
         server.stop()
@@ -57,14 +73,77 @@ def params(tiny_dataset, s3_server):
             **more,
         }
 
-    make.bucket = bucket
+    make.bucket, make.overrides, make.storage = bucket, overrides, f"s3://{bucket}/runs"
+    make.endpoint_override = f"storage.endpoint_url={s3_server.endpoint_url}"
     return make
+
+
+def promotion_events(server: PrefectServer, count: int, timeout: float = 60.0) -> list[dict]:
+    """The promotion events the server has stored, once there are `count` (events arrive asynchronously)."""
+    body = {"filter": {"event": {"name": ["handgesture.model.promoted"]}}, "limit": 50}
+    deadline = time.monotonic() + timeout
+    while True:
+        events = server.api("POST", "/events/filter", json=body).json()["events"]
+        if len(events) >= count or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+class Webhook:
+    """A local HTTP endpoint that records the JSON bodies POSTed to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        received, arrived = self.received, self.arrived = [], threading.Condition()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with arrived:
+                    received.append(json.loads(body))
+                    arrived.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/promoted"
+
+    def wait_for(self, count: int, timeout: float = 120.0) -> list[dict]:
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: len(self.received) >= count, timeout), self.received
+            return list(self.received)
+
+
+@pytest.fixture(scope="module")
+def webhook(prefect_server, tmp_path_factory):
+    """The docs' automation, created as printed, with a saved Webhook block pointing at a local server."""
+    hook = Webhook()
+    save = f"from prefect.blocks.webhook import Webhook; print(Webhook(url={hook.url!r}).save('promotions'))"
+    done = subprocess.run(
+        [sys.executable, "-c", save], env=prefect_server.env, capture_output=True, text=True, check=True
+    )
+    block_id = done.stdout.strip().splitlines()[-1]
+    automation = (
+        (ROOT / "deploy/automation-on-promotion.yaml").read_text().replace("<webhook block id>", block_id)
+    )
+    path = tmp_path_factory.mktemp("automation") / "automation.yaml"
+    path.write_text(automation)
+    [create] = find(block("## Reacting to a promotion"), "prefect", "automation", "create")
+    prefect_server.cli(*[str(path) if word.endswith(".yaml") else word for word in create[1:]])
+    yield hook
+    hook.server.shutdown()
 
 
 def completed(server: PrefectServer, flow_run_id: str) -> dict:
     run = server.wait(flow_run_id)
     assert run["state"]["type"] == "COMPLETED", (
-        f"{run['state']}\n{server.flow_run_logs(flow_run_id)}\n{server.logs('worker')}"
+        f"{run['parameters']}\n{run['state']}\n{server.flow_run_logs(flow_run_id)}\n{server.logs('worker')}"
     )
     return run
 
@@ -97,7 +176,7 @@ def lineage_parent(s3_server, checkpoint_uri: str) -> str | None:
 
 def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(prefect_server):
     deployments = {d["name"]: d for d in prefect_server.api("POST", "/deployments/filter", json={}).json()}
-    assert set(deployments) >= {"train", "scheduled-retrain"}
+    assert set(deployments) == {"train", "scheduled-retrain", "train-from-git"}
     retrain = deployments["scheduled-retrain"]
     [schedule] = retrain["schedules"]
     assert schedule["active"]
@@ -108,18 +187,25 @@ def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(pref
         assert deployment["work_pool_name"] == POOL
         assert deployment["enforce_parameter_schema"]
         assert deployment["job_variables"]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
-        [step] = deployment["pull_steps"]
+    for name in ("train", "scheduled-retrain"):
+        [step] = deployments[name]["pull_steps"]
         assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(
             prefect_server.env["HANDGESTURE_REPO_DIR"]
         )
+    clone = deployments["train-from-git"]["pull_steps"][0]["prefect.deployments.steps.git_clone"]
+    assert clone["repository"] == f"file://{ROOT}"
     assert deployments["train"]["parameters"] == {
         "config": "configs/demo.yaml",
         "overrides": [],
         "resume": None,
-        "storage": "runs",
+        "storage": None,  # the config's, or a resumed checkpoint's
     }
-    pool = prefect_server.api("GET", f"/work_pools/{POOL}").json()
-    assert pool["type"] == "process"
+    pools = {name: prefect_server.api("GET", f"/work_pools/{name}").json() for name in KINDS}
+    assert {name: pool["type"] for name, pool in pools.items()} == KINDS
+    template = pools["handgesture-kubernetes"]["base_job_template"]
+    container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
+    assert template["variables"]["properties"]["gpu_count"]["default"] == 1
 
 
 def test_server_rejects_bad_parameters_before_a_run_exists(prefect_server):
@@ -143,8 +229,10 @@ def test_server_rejects_bad_parameters_before_a_run_exists(prefect_server):
 
 
 def test_train_to_s3_then_resume_by_flow_run_reference(prefect_server, worker, params, s3_server):
+    train, resume = find(by_hand(), "prefect", "deployment", "run", TRAIN)
     # Deliberately weak first model (lr 1e-4, 1 epoch): it is also the incumbent of the promotion test.
-    first_id = prefect_server.run_deployment(TRAIN, params("train_params.epochs=1", "optimizer.lr=0.0001"))
+    command = with_test_params(train, [*params.overrides, "optimizer.lr=0.0001"], storage=params.storage)
+    first_id = prefect_server.run_command(command)
     completed(prefect_server, first_id)
     first = checkpoint_rows(prefect_server, first_id)
     run_prefix = first["run"].removeprefix(f"s3://{params.bucket}/")
@@ -162,28 +250,47 @@ def test_train_to_s3_then_resume_by_flow_run_reference(prefect_server, worker, p
         f"{EXPERIMENT}-{kind}" for kind in ("report", "metrics", "checkpoints", "best-checkpoint")
     } <= set(artifacts(prefect_server, first_id))
 
-    second_id = prefect_server.run_deployment(
-        TRAIN, params("train_params.epochs=2", resume=f"prefect://flow-runs/{first_id}")
+    # The resume as `make run` prints it: a reference and a total epoch count, nothing else (the S3 endpoint
+    # only because the test's bucket is on a local server). The by-hand line is the same run.
+    make_resume = find(block("## Commands"), "make", "run")[1]
+    assert (
+        "resume=prefect://flow-runs/<flow-run-id>" in make_resume[2]
+        and resume[5] == make_resume[2].split()[1]
     )
+    command = [word.replace("<flow-run-id>", first_id) for word in make_resume]
+    second_id = prefect_server.run_command(with_test_params(command, [params.endpoint_override]))
     completed(prefect_server, second_id)
     second = checkpoint_rows(prefect_server, second_id)
-    assert second["run"] != first["run"]
+    assert second["run"] != first["run"] and second["run"].startswith(
+        f"s3://{params.bucket}/runs/{EXPERIMENT}/"
+    )
     # Lineage: the resumed run's checkpoints name the first run's last checkpoint as their parent.
     assert lineage_parent(s3_server, second["last"]) == first["last"]
     assert json.loads(s3_object(s3_server, f"{second['run']}/manifest.json"))["parent"] == first["last"]
     assert second["last"].endswith(".pth") and "/checkpoints/e0002-" in second["last"]
 
 
+def test_a_worker_without_the_checkout_runs_the_clone(prefect_server, worker, params):
+    command = ["prefect", "deployment", "run", "train-hand-gesture-classifier/train-from-git"]
+    run_id = prefect_server.run_command(with_test_params(command, params.overrides, storage=params.storage))
+    completed(prefect_server, run_id)
+    assert "Cloned repository" in prefect_server.flow_run_logs(run_id) or checkpoint_rows(
+        prefect_server, run_id
+    )
+
+
 def test_scheduled_retrain_promotes_a_better_model_and_keeps_the_best_against_a_worse_one(
-    prefect_server, worker, params, s3_server
+    prefect_server, worker, params, s3_server, webhook
 ):
     pointer_uri = f"s3://{params.bucket}/runs/{EXPERIMENT}/best.json"
+    [retrain_command] = find(by_hand(), "prefect", "deployment", "run", RETRAIN)
 
     def pointer() -> dict:
         return json.loads(s3_object(s3_server, pointer_uri))
 
     def retrain(*extra: str) -> tuple[str, dict[str, str], str]:
-        run_id = prefect_server.run_deployment(RETRAIN, params(*extra))
+        command = with_test_params(retrain_command, [*params.overrides, *extra], storage=params.storage)
+        run_id = prefect_server.run_command(command)
         completed(prefect_server, run_id)
         found = artifacts(prefect_server, run_id)
         return run_id, checkpoint_rows(prefect_server, run_id), found[f"{EXPERIMENT}-promotion"]["data"]
@@ -193,6 +300,11 @@ def test_scheduled_retrain_promotes_a_better_model_and_keeps_the_best_against_a_
     assert report.startswith("## Promoted") and "no current best" in report
     assert pointer()["checkpoint"] == first["best"]
     assert pointer()["flow_run_id"] == first_id
+    # The promotion is an event, and the documented automation posts it to the webhook.
+    [event] = promotion_events(prefect_server, 1)
+    assert event["payload"]["checkpoint"] == first["best"] and event["payload"]["experiment"] == EXPERIMENT
+    posted = webhook.wait_for(1)
+    assert first["best"] in posted[0]["text"] and f"{EXPERIMENT}: new best model" in posted[0]["text"]
 
     # Better: fine-tuned from the current best with a working learning rate.
     better_id, better, report = retrain("train_params.epochs=2", "optimizer.lr=0.02")

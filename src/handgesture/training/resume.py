@@ -23,16 +23,18 @@ _RUN_IDENTITY = {"storage": ("run_name",), "checkpoint": ("resume", "resume_mode
 
 def run_config(path: str | Path | None, overrides: list[str], resume: str | None) -> Config:
     """The config of a run. A resume (continue mode) continues the checkpoint's own config: architecture,
-    classes, image size, data, optimizer and schedule; the given file and overrides apply on top of it."""
+    classes, image size, data, optimizer and schedule; the overrides apply on top of it, and a config file
+    is not read (its values would silently replace the run's own)."""
     config = load_config(path, overrides)
-    resume = resume or config.checkpoint.resume
-    if not resume or config.checkpoint.resume_mode != "continue":
+    if not (resume or config.checkpoint.resume) or config.checkpoint.resume_mode != "continue":
         return config
-    resolved = resolve_checkpoint(resume, s3_settings(config.storage))
+    if path and resume:
+        log.info(
+            "%s is not read: a resume continues its checkpoint's config (change it with key=value)", path
+        )
+    resolved = resolve_checkpoint(resume or config.checkpoint.resume, s3_settings(config.storage))
     base = checkpoint_config(resolved.checkpoint, resolved.uri)
-    return load_config(
-        path, [*overrides, f"checkpoint.resume={resume}"], base=(f"checkpoint {resolved.uri}", base)
-    )
+    return load_config(None, overrides, base=(f"the config of checkpoint {resolved.uri}", base))
 
 
 def checkpoint_config(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""The shipping files: the Kubernetes GPU template is prefect-kubernetes' default plus the GPU additions, the
+image installs the pinned dependencies and the package, prefect.yaml's deployments are what the docs list."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy/kubernetes-gpu-job-template.json"
+
+
+def default_kubernetes_template(tmp_path) -> dict:
+    prefect = Path(sys.executable).with_name("prefect")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path), "PREFECT_API_URL": ""}
+    done = subprocess.run(
+        [str(prefect), "work-pool", "get-default-base-job-template", "--type", "kubernetes"],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def test_kubernetes_template_is_the_default_plus_the_gpu(tmp_path):
+    default, ours = default_kubernetes_template(tmp_path), json.loads(TEMPLATE.read_text())
+    spec = ours["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    for kind in ("limits", "requests"):
+        assert container["resources"][kind].pop("nvidia.com/gpu") == "{{ gpu_count }}"
+    assert container.pop("volumeMounts") == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert spec.pop("volumes") == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    assert spec.pop("tolerations") == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    gpu_count = ours["variables"]["properties"].pop("gpu_count")
+    assert gpu_count["type"] == "integer" and gpu_count["default"] == 1
+    assert ours == default  # nothing else differs from prefect-kubernetes' own template
+
+
+def test_the_image_installs_the_pinned_dependencies_and_the_package():
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    assert lines.index("COPY requirements.lock ./") < lines.index("RUN pip install -r requirements.lock")
+    assert "RUN pip install --no-deps -e . && handgesture --help > /dev/null" in lines
+    assert {"COPY src ./src", "COPY flows ./flows", "COPY tasks ./tasks", "COPY configs ./configs"} <= set(
+        lines
+    )
+    assert "WORKDIR /opt/handgesture" in lines  # where the image deployments' pull step changes into
+    assert {".venv", "runs", "data"} <= set((ROOT / ".dockerignore").read_text().split())
+
+
+def test_prefect_yaml_deploys_what_the_docs_list():
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert set(deployments) == {
+        "train",
+        "scheduled-retrain",
+        "train-docker",
+        "train-kubernetes",
+        "train-from-git",
+    }
+    pools = {name: d["work_pool"]["name"] for name, d in deployments.items()}
+    assert (
+        pools["train-docker"] == "handgesture-docker"
+        and pools["train-kubernetes"] == "handgesture-kubernetes"
+    )
+    for name in ("train-docker", "train-kubernetes"):
+        [build] = deployments[name]["build"]
+        assert build["prefect_docker.deployments.steps.build_docker_image"]["dockerfile"] == "Dockerfile"
+        assert "prefect_docker.deployments.steps.push_docker_image" in deployments[name]["push"][0]
+    clone = deployments["train-from-git"]["pull"][0]["prefect.deployments.steps.git_clone"]
+    assert clone["repository"] == "{{ $HANDGESTURE_GIT_URL }}"
+    docs = (ROOT / "docs/deployments.md").read_text()
+    assert all(
+        f"`{d['entrypoint'].split(':')[0]}`" in docs and name in docs for name, d in deployments.items()
+    )
