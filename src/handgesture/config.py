@@ -15,10 +15,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from handgesture.config_checks import validate
 from handgesture.errors import ConfigError
 from handgesture.foreign_config import FOREIGN_KEYS, translate, unknown_keys
 from handgesture.labels import HAGRID_TARGETS
-from handgesture.models import ARCHITECTURES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
@@ -201,41 +201,6 @@ def _describe(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None)
     first_line = str(exc).splitlines()[0]
     return f"key '{key}': {first_line}" if key else first_line
-
-
-_POSITIVE = {
-    "train_params.epochs": lambda c: c.train_params.epochs,
-    "train_params.train_batch_size": lambda c: c.train_params.train_batch_size,
-    "train_params.test_batch_size": lambda c: c.train_params.test_batch_size,
-    "optimizer.lr": lambda c: c.optimizer.lr,
-}
-
-
-def validate(config: Config) -> None:
-    """Range checks the type system cannot express."""
-    for key, get in _POSITIVE.items():
-        if get(config) <= 0:
-            raise ConfigError(f"{key} must be > 0, got {get(config)}")
-    if len(config.dataset.image_size) != 2 or min(config.dataset.image_size) < 16:
-        raise ConfigError(
-            f"dataset.image_size must be [height, width] >= 16, got {config.dataset.image_size}"
-        )
-    if len(set(config.dataset.targets)) != len(config.dataset.targets) or len(config.dataset.targets) < 2:
-        raise ConfigError(f"dataset.targets must list >= 2 distinct classes, got {config.dataset.targets}")
-    if config.checkpoint.resume_mode not in ("continue", "finetune"):
-        raise ConfigError(
-            f"checkpoint.resume_mode must be continue or finetune, got {config.checkpoint.resume_mode!r}"
-        )
-    if config.dataset.cache_format not in ("raw", "jpeg"):
-        raise ConfigError(f"dataset.cache_format must be raw or jpeg, got {config.dataset.cache_format!r}")
-    if config.train_params.num_workers < 0:
-        raise ConfigError(f"train_params.num_workers must be >= 0, got {config.train_params.num_workers}")
-    if config.storage.max_retries < 0:
-        raise ConfigError(f"storage.max_retries must be >= 0, got {config.storage.max_retries}")
-    if config.model.name not in ARCHITECTURES:
-        raise ConfigError(f"model.name must be one of {list(ARCHITECTURES)}, got {config.model.name!r}")
-    if config.device not in ("auto", "cpu", "mps") and not config.device.startswith("cuda"):
-        raise ConfigError(f"device must be auto, cpu, mps, cuda or cuda:N, got {config.device!r}")
 
 
 def to_dict(config: Config) -> dict[str, Any]:

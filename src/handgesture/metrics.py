@@ -18,6 +18,12 @@ from torchmetrics.classification import (
 from handgesture.labels import UNKNOWN_HAND
 
 METRIC_NAMES = ("accuracy", "f1_score", "precision", "recall")
+_METRICS = {
+    "accuracy": MulticlassAccuracy,
+    "f1_score": MulticlassF1Score,
+    "precision": MulticlassPrecision,
+    "recall": MulticlassRecall,
+}
 HEADS = ("gesture", "leading_hand")
 # What "best" means everywhere: best_model.pth, retention's best K, promotion.
 BEST_METRIC = "gesture/f1_score"
@@ -26,16 +32,9 @@ BEST_METRIC = "gesture/f1_score"
 class HeadMetrics:
     """Accumulates one head's predictions over an evaluation pass; targets of `UNKNOWN_HAND` are left out."""
 
-    def __init__(self, num_classes: int, device: torch.device, average: str = "weighted"):
+    def __init__(self, num_classes: int, device: torch.device, average: str = "weighted", names=METRIC_NAMES):
         kwargs = {"num_classes": num_classes, "average": average, "ignore_index": UNKNOWN_HAND}
-        self.scores = MetricCollection(
-            {
-                "accuracy": MulticlassAccuracy(**kwargs),
-                "f1_score": MulticlassF1Score(**kwargs),
-                "precision": MulticlassPrecision(**kwargs),
-                "recall": MulticlassRecall(**kwargs),
-            }
-        ).to(device)
+        self.scores = MetricCollection({name: _METRICS[name](**kwargs) for name in names}).to(device)
         self.matrix = MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=UNKNOWN_HAND).to(device)
         self.known = torch.zeros((), dtype=torch.long, device=device)  # targets that count
 

@@ -77,6 +77,7 @@ def evaluate_checkpoints(
                 )
         trainer = Trainer(loaded.model, None, None, None, device, len(config.dataset.targets))  # type: ignore[arg-type]
         trainer.metric_average = config.metric_params.average
+        trainer.metric_names = tuple(config.metric_params.metrics)
         scores[uri] = {
             name: float(evaluate(trainer, batches())[BEST_METRIC]) for name, batches in splits.items()
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from handgesture.metrics import METRIC_NAMES
 from handgesture.promotion import PromotionDecision
 from handgesture.training.summary import RunSummary
 
@@ -45,6 +46,7 @@ def render_report(result: RunSummary, model_name: str) -> str:
         f"- resumed from: `{result.resumed_from}`" if result.resumed_from else "- started fresh",
         *_reinitialised(result),
         f"- images skipped: {result.missing_images} missing, {result.skipped_images} unreadable",
+        *(f"- data: {note}" for note in result.data_notes),
         "",
         "## Metrics per epoch",
         "",
@@ -74,7 +76,8 @@ def _test_section(result: RunSummary) -> list[str]:
     heads = [head for head in ("gesture", "leading_hand") if f"{head}/f1_score" in test]
     rows = [
         f"| {name} | " + " | ".join(f"{test[f'{head}/{name}']:.4f}" for head in heads) + " |"
-        for name in ("accuracy", "f1_score", "precision", "recall")
+        for name in METRIC_NAMES
+        if all(f"{head}/{name}" in test for head in heads)
     ]
     header = ["## Test split (the final model)", "", "| metric | " + " | ".join(heads) + " |"]
     return [*header, "|---|" + "---|" * len(heads), *rows, ""]
@@ -98,6 +101,8 @@ def print_summary(result: RunSummary) -> None:
     print(f"\nvalidation gesture F1: {f1:.4f} (best {result.best_metric:.4f})")
     if "gesture/f1_score" in test_metrics(result):
         print(f"test gesture F1:       {test_metrics(result)['gesture/f1_score']:.4f} (the final model)")
+    for note in result.data_notes:
+        print(f"data:                  {note}")
     print(f"best checkpoint:       {best}")
     if best:
         print(f"resume from it:        {resume_command(result, best)}")

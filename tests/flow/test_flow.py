@@ -105,6 +105,7 @@ def test_config_dict_is_plain(tiny_config):
         ("dataset.annotations={missing}", "missing-annotations"),
         ("optimizer.lr=-1", "optimizer.lr"),
         ("train_params.epochs=-2", "train_params.epochs"),
+        ("optimizer.lr=nan", "optimizer.lr"),
     ],
 )
 def test_command_line_bad_input_exits_2_naming_it_and_leaves_nothing(

@@ -38,6 +38,29 @@ def test_round_trip_through_plain_dict():
         (["train_params.epochs=-1"], "train_params.epochs"),
         (["model.name=ResNet19"], "model.name"),
         (["device=tpu"], "device"),
+        # Each of these ran (NaN losses, a model that learns nothing) or failed late, with exit 0 or retries.
+        (["optimizer.lr=nan"], "optimizer.lr"),
+        (["optimizer.lr=inf"], "optimizer.lr"),
+        (["optimizer.momentum=-0.5"], "optimizer.momentum"),
+        (["optimizer.weight_decay=-1"], "optimizer.weight_decay"),
+        (["optimizer.optimizer=Adagrad"], "optimizer.optimizer"),
+        (["scheduler.start_factor=0"], "scheduler.start_factor"),
+        (["scheduler.start_factor=1.5"], "scheduler.start_factor"),
+        (["dataset.val_fraction=1.0"], "dataset.val_fraction"),
+        (["dataset.val_fraction=0"], "dataset.val_fraction"),
+        (["checkpoint.every_seconds=-1"], "checkpoint.every_seconds"),
+        (["checkpoint.every_n_steps=-5"], "checkpoint.every_n_steps"),
+        (["storage.upload_timeout=-1"], "storage.upload_timeout"),
+        (["train_params.prefetch_factor=0"], "train_params.prefetch_factor"),
+        (["device=cuda:x"], "device"),
+        (["metric_params.average=median"], "metric_params.average"),
+        (["metric_params.metrics=[accuracy]"], "metric_params.metrics"),
+        (["dataset.image_size=[100000,100000]"], "dataset.image_size"),
+        (["checkpoint.keep_last=0", "checkpoint.keep_best=0"], "at least one committed checkpoint"),
+        (["storage.experiment=../../etc"], "storage.experiment"),
+        (["storage.run_name=a/b"], "storage.run_name"),
+        (["storage.run_name=best"], "storage.run_name"),
+        (["storage.experiment=.."], "storage.experiment"),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_key(overrides, named):
@@ -55,3 +78,30 @@ def test_unknown_key_in_a_file_names_key_and_file(tmp_path):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_machine_without_it_is_an_error_before_training():
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        load_config(overrides=["device=cuda"])
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_the_named_optimizer_is_the_one_that_trains(name):
+    import torch
+
+    from handgesture.training.setup import build_trainer
+
+    config = load_config(overrides=[f"optimizer.optimizer={name}", "model.name=MobileNetV3_small"])
+    trainer = build_trainer(config, torch.device("cpu"), steps_per_epoch=3)
+    assert type(trainer.optimizer) is getattr(torch.optim, name)
+
+
+def test_only_the_listed_metrics_are_computed():
+    import torch
+
+    from handgesture.metrics import HeadMetrics
+
+    metrics = HeadMetrics(3, torch.device("cpu"), names=("f1_score", "recall"))
+    metrics.update(torch.eye(3), torch.tensor([0, 1, 2]))
+    assert set(metrics.compute()) == {"f1_score", "recall"}

@@ -6,14 +6,17 @@ import json
 import logging
 import os
 import random
-from dataclasses import dataclass
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from handgesture.data.entries import Entry, parse_entry
 from handgesture.errors import DataError
-from handgesture.labels import NO_GESTURE
+from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS, NO_GESTURE
 
 log = logging.getLogger(__name__)
+KNOWN_LABELS = frozenset(HAGRID_TARGETS) | frozenset(HAGRID_V2_TARGETS)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class AnnotationSet:
     samples: list[Sample]
     missing_images: int
     folders: tuple[str, ...]  # the annotations and images folders that were read
+    notes: list[str] = field(default_factory=list)  # what was skipped besides missing images, and why
 
 
 def _image_path(gesture_dir: Path, image_id: str, where: str) -> Path:
@@ -54,16 +58,64 @@ def _load_json(path: Path):
     return data
 
 
-def _samples_for_image(image: Path, entry: Entry, index: dict[str, int]) -> list[Sample]:
-    """One sample per (box, label) whose label is a target; other labels are left out."""
-    return [
-        Sample(str(image), box, index[label], entry.hand_of(label), entry.user_id)
-        for box, label in entry.pairs
-        if label in index
-    ]
+@dataclass
+class _Tally:
+    """What reading skipped, for the log and for the run's summary."""
+
+    missing: int = 0
+    bad_boxes: Counter = field(default_factory=Counter)  # annotation file -> boxes outside their frame
+    unknown_labels: Counter = field(default_factory=Counter)  # label -> boxes
+
+    def notes(self, missing_targets: list[str], ann_dir: Path) -> list[str]:
+        notes = []
+        if missing_targets:
+            notes.append(f"no annotation file for targets {missing_targets} in {ann_dir}")
+        if self.bad_boxes:
+            files = ", ".join(f"{Path(f).name}: {n}" for f, n in sorted(self.bad_boxes.items()))
+            notes.append(
+                f"{sum(self.bad_boxes.values())} boxes outside their frame or empty, skipped ({files})"
+            )
+        if self.unknown_labels:
+            labels = ", ".join(f"{label!r}: {n}" for label, n in sorted(self.unknown_labels.items()))
+            notes.append(f"boxes with unknown labels (no target, no HaGRID class), skipped: {labels}")
+        return notes
 
 
-def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[str, int]):
+def _inside_frame(box: tuple[float, float, float, float]) -> bool:
+    """A box with some area inside the [0, 1] x [0, 1] frame (a box wholly outside would crop black)."""
+    x, y, w, h = box
+    return w > 0 and h > 0 and x < 1 and y < 1 and x + w > 0 and y + h > 0
+
+
+def _samples_for_image(image: Path, entry: Entry, index: dict[str, int], tally: _Tally, where: str):
+    """One sample per (box, label) whose label is a target; other labels are left out (and counted when
+    they are no class HaGRID knows either)."""
+    samples = []
+    for box, label in entry.pairs:
+        if label not in index:
+            if label not in KNOWN_LABELS:
+                tally.unknown_labels[label] += 1
+        elif not _inside_frame(box):
+            tally.bad_boxes[where] += 1
+        else:
+            samples.append(Sample(str(image), box, index[label], entry.hand_of(label), entry.user_id))
+    return samples
+
+
+def _exists(image: Path, dataset_root: str, where: str) -> bool:
+    """Whether the image is there; a symlink out of the dataset folder is refused like an escaping id."""
+    try:
+        mode = os.lstat(image).st_mode
+    except OSError:
+        return False
+    if stat.S_ISLNK(mode):
+        if not os.path.realpath(image).startswith(dataset_root + os.sep):
+            raise DataError(f"{where}: image {image} is a symlink out of the dataset folder {dataset_root}")
+        return os.path.isfile(image)
+    return stat.S_ISREG(mode)
+
+
+def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally):
     data = _load_json(path)
     ids = sorted(data)
     if subset > 0:
@@ -72,20 +124,24 @@ def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[s
     for image_id in ids:  # validate everything before touching the image folder
         where = f"{path}, image {image_id!r}"
         parsed.append((_image_path(gesture_dir, image_id, where), parse_entry(data[image_id], where)))
-    samples, missing = [], 0
+    samples, dataset_root = [], os.path.realpath(gesture_dir.parent)
     for image, entry in parsed:
-        if not image.is_file():
-            missing += 1
+        if not _exists(image, dataset_root, f"{path}, image {image.stem!r}"):
+            tally.missing += 1
             continue
-        samples.extend(_samples_for_image(image, entry, index))
-    return samples, missing
+        samples.extend(_samples_for_image(image, entry, index, tally, str(path)))
+    if tally.bad_boxes[str(path)]:
+        log.warning(
+            "%s: %d boxes outside their frame or empty were skipped", path, tally.bad_boxes[str(path)]
+        )
+    return samples
 
 
 def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) -> AnnotationSet:
     """Read ``<annotations_dir>/<gesture>.json`` for each target into one Sample per box.
 
     Images are ``<dataset_dir>/<gesture>/<image_id>.jpg``; missing ones are skipped and counted. Samples come
-    sorted by gesture file, then image id, then box index.
+    sorted by gesture file, then image id, then box index. What was skipped is in the result's `notes`.
     """
     ann_dir, data_dir = Path(annotations_dir).absolute(), Path(dataset_dir).absolute()
     folders = (str(ann_dir), str(data_dir))
@@ -93,26 +149,32 @@ def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) ->
     # v1 keeps no_gesture boxes in the gesture files; v2 also has a no_gesture.json of its own.
     files = {g: ann_dir / f"{g}.json" for g in sorted(index)}
     present = {g: p for g, p in files.items() if p.is_file()}
-    for gesture in sorted(set(files) - set(present) - {NO_GESTURE}):
-        log.info("No annotation file for %r at %s; skipping that gesture", gesture, files[gesture])
+    missing_targets = sorted(set(files) - set(present) - {NO_GESTURE})
     if not present:
         raise DataError(
             f"No annotation files for targets {sorted(files)} in {ann_dir} "
             f"(expected <gesture>.json there; images expected under {data_dir})"
         )
-    samples, missing = [], 0
+    if missing_targets:
+        log.warning(
+            "No annotation file for targets %s in %s; those gestures have no samples",
+            missing_targets,
+            ann_dir,
+        )
+    samples, tally = [], _Tally()
     for gesture, path in present.items():
-        found, lost = _read_gesture_file(path, data_dir / gesture, subset, index)
-        samples.extend(found)
-        missing += lost
-    if missing:
-        log.warning("%d annotated images are missing under %s and were skipped", missing, data_dir)
+        samples.extend(_read_gesture_file(path, data_dir / gesture, subset, index, tally))
+    if tally.missing:
+        log.warning("%d annotated images are missing under %s and were skipped", tally.missing, data_dir)
+    if tally.unknown_labels:
+        log.warning("Boxes with unknown labels were skipped: %s", dict(tally.unknown_labels))
     if not samples:
         raise DataError(
             f"No usable samples: looked in annotations {ann_dir} and images {data_dir} "
-            f"({missing} images missing; targets {list(targets)})"
+            f"({tally.missing} images missing; targets {list(targets)})"
         )
-    return AnnotationSet(samples=samples, missing_images=missing, folders=folders)
+    notes = tally.notes(missing_targets, ann_dir)
+    return AnnotationSet(samples=samples, missing_images=tally.missing, folders=folders, notes=notes)
 
 
 def split_by_user(samples, seed: int, val_fraction: float = 0.2) -> tuple[list[Sample], list[Sample]]:

@@ -115,6 +115,7 @@ class CropCache:
     unreadable: int
     missing_images: int  # annotated images that were not on disk when the samples were read
     origin: str  # "reused", "downloaded", "prepared" or "opened"
+    notes: list[str]  # what reading the annotations skipped besides missing images
 
     def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
         return CachedCropDataset(self, self.samples if samples is None else samples, train)
@@ -125,6 +126,7 @@ class CropCache:
             "key": self.key,
             "samples": len(self.samples),
             "missing_images": self.missing_images,
+            "notes": self.notes,
             "unreadable": self.unreadable,
             "origin": self.origin,
             "bytes": sum((self.folder / name).stat().st_size for name in DATA_FILES),
@@ -153,6 +155,7 @@ def prepare_cache(
     workers: int = 0,
     annotation_files=(),
     missing_images: int = 0,
+    notes: list[str] = (),
     share=None,
 ) -> CropCache:
     """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir``; see the module docstring.
@@ -168,7 +171,7 @@ def prepare_cache(
     if index is None and share is not None:
         index, origin = share.fetch(folder, key), "downloaded"
     if index is None:
-        index, origin = _build(samples, settings, key, folder, workers, missing_images), "prepared"
+        index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"
     if share is not None and origin != "downloaded":
         share.publish(folder)
     if index["unreadable"]:
@@ -194,11 +197,13 @@ def _loaded(folder: Path, key: str, index: dict, samples, image_size, origin: st
     size = (int(image_size[0]), int(image_size[1]))
     settings = CacheSettings(**index["settings"])
     rows = np.load(folder / "rows.npy")
-    unreadable, missing = int(index["unreadable"]), int(index["missing_images"])
-    return CropCache(folder, key, list(samples), size, settings, rows, unreadable, missing, origin)
+    unreadable, missing, notes = int(index["unreadable"]), int(index["missing_images"]), list(index["notes"])
+    return CropCache(folder, key, list(samples), size, settings, rows, unreadable, missing, origin, notes)
 
 
-def _build(samples, settings: CacheSettings, key: str, folder: Path, workers: int, missing: int) -> dict:
+def _build(
+    samples, settings: CacheSettings, key: str, folder: Path, workers: int, missing: int, notes
+) -> dict:
     """Write the cache into a temp folder next to ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -207,7 +212,7 @@ def _build(samples, settings: CacheSettings, key: str, folder: Path, workers: in
         unreadable = write_rows(samples, settings, tmp, workers)
         (tmp / SAMPLES).write_text(json.dumps(samples_to_columns(samples)))
         index = {"key": key, "settings": asdict(settings), "count": len(samples), "unreadable": unreadable}
-        index["missing_images"] = missing
+        index["missing_images"], index["notes"] = missing, list(notes)
         index["files"] = {name: _file_entry(tmp / name) for name in DATA_FILES}
         (tmp / INDEX).write_text(json.dumps(index, indent=1))
         shutil.rmtree(folder, ignore_errors=True)

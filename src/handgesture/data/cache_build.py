@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg, read_file
+from torchvision.io import encode_jpeg
 
 from handgesture.data.dataset import crop_square, resize_and_pad
+from handgesture.data.frames import UnreadableFrame, read_frame
 from handgesture.data.geometry import square_crop_box
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,9 @@ def _encode_group(job) -> list[tuple[bytes, int, int, int]]:
     image, boxes, settings = job
     torch.set_num_threads(1)
     try:
-        frame = decode_jpeg(read_file(image), mode=ImageReadMode.RGB)
-    except (RuntimeError, OSError, ValueError) as exc:
-        log.warning("Cache: unreadable image %s: %s", image, str(exc).strip().splitlines()[-1:])
+        frame = read_frame(image)
+    except UnreadableFrame as exc:
+        log.warning("Cache: skipping unreadable image %s", exc)
         return [(b"", 0, 0, 0)] * len(boxes)
     _, frame_h, frame_w = frame.shape
     rows = []

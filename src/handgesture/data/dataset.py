@@ -12,9 +12,9 @@ import operator
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
 from handgesture.data.annotations import Sample
+from handgesture.data.frames import UnreadableFrame, read_frame
 from handgesture.data.geometry import clip_to_frame, crop_scale, fit_size, pad_offsets, square_crop_box
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,9 @@ class HandCropDataset(Dataset):
             index, scale = operator.index(key), 1.0
         sample = self.samples[index]
         try:
-            frame = decode_jpeg(read_file(sample.image), mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError, ValueError) as exc:
-            log.warning("Skipping unreadable image %s: %s", sample.image, str(exc).strip().splitlines()[-1])
+            frame = read_frame(sample.image)
+        except UnreadableFrame as exc:
+            log.warning("Skipping unreadable image %s", exc)
             return None
         _, frame_h, frame_w = frame.shape
         crop = square_crop_box(sample.box, frame_w, frame_h, scale)

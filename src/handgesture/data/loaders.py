@@ -29,6 +29,7 @@ class DataBundle:
     train_size: int
     val_size: int
     missing_images: int
+    notes: list[str]  # what reading the data skipped, besides missing images
 
 
 def build_data(config: Config, device: torch.device, prepared: PreparedData) -> DataBundle:
@@ -61,6 +62,7 @@ def build_data(config: Config, device: torch.device, prepared: PreparedData) -> 
         train_size=len(train),
         val_size=len(val),
         missing_images=split.missing_images,
+        notes=split.notes,
     )
 
 

@@ -38,6 +38,7 @@ class PreparedSplit:
     origin: str = "off"  # reused, downloaded, prepared; off: frames are decoded each epoch
     bytes: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what reading the annotations skipped, and why
 
 
 @dataclass
@@ -57,6 +58,7 @@ class SplitData:
     samples: list[Sample]
     missing_images: int
     cache: CropCache | None
+    notes: list[str]
 
     def dataset(self, samples: list[Sample], train: bool, image_size):
         if self.cache is None:
@@ -124,6 +126,7 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         workers=config.train_params.num_workers,
         annotation_files=sorted(Path(folder).glob("*.json")),
         missing_images=found.missing_images,
+        notes=found.notes,
         share=share,
     )
 
@@ -133,6 +136,6 @@ def open_split(config: Config, split: PreparedSplit) -> SplitData:
     ds = config.dataset
     if split.cache is None:
         found = read_annotations(split.annotations, ds.dataset, ds.targets, ds.subset)
-        return SplitData(found.samples, found.missing_images, None)
+        return SplitData(found.samples, found.missing_images, None, found.notes)
     cache = open_cache(split.cache, split.key, ds.image_size, ds.dataset)
-    return SplitData(cache.samples, cache.missing_images, cache)
+    return SplitData(cache.samples, cache.missing_images, cache, cache.notes)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from handgesture.metrics import BEST_METRIC, HEADS, HeadMetrics, head_loss
+from handgesture.metrics import BEST_METRIC, HEADS, METRIC_NAMES, HeadMetrics, head_loss
 from handgesture.models import preprocess
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Trainer:
     num_classes: int
     amp: bool = False
     metric_average: str = "weighted"
+    metric_names: tuple[str, ...] = METRIC_NAMES
     progress: Progress = field(default_factory=Progress)
     skipped_images: int = 0  # unreadable training images met by this process
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
@@ -97,7 +98,7 @@ def evaluate(trainer: Trainer, batches: Iterable[dict]) -> dict[str, Any]:
     """Weighted accuracy / F1 / precision / recall for both heads, plus the gesture confusion matrix."""
     trainer.model.eval()
     metrics = {
-        head: HeadMetrics(n, trainer.device, trainer.metric_average)
+        head: HeadMetrics(n, trainer.device, trainer.metric_average, trainer.metric_names)
         for head, n in zip(HEADS, (trainer.num_classes, 2), strict=True)
     }
     skipped = 0

@@ -107,6 +107,7 @@ class TrainingRun:
             self.trainer.progress,
             metrics,
             missing_images=self.data.missing_images,
+            data_notes=self.data.notes,
             skipped_images=self.trainer.skipped_images + int(metrics.get("skipped_images", 0)),
             resumed_from=parent,
             finetune_skipped=self.trainer.finetune_skipped,

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from handgesture.config import Config
+from handgesture.config import Config, OptimizerConfig
 from handgesture.models import build_model
 from handgesture.training.engine import Trainer
 
@@ -43,12 +43,7 @@ def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) ->
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     opt = config.optimizer
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=opt.lr,
-        momentum=opt.momentum,
-        weight_decay=opt.weight_decay,
-    )
+    optimizer = build_optimizer(opt, [p for p in model.parameters() if p.requires_grad])
     amp = config.train_params.amp and device.type == "cuda"
     fp16 = amp and not torch.cuda.is_bf16_supported()
     return Trainer(
@@ -60,7 +55,16 @@ def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) ->
         num_classes=len(config.dataset.targets),
         amp=amp,
         metric_average=config.metric_params.average,
+        metric_names=tuple(config.metric_params.metrics),
     )
+
+
+def build_optimizer(opt: OptimizerConfig, parameters: list) -> torch.optim.Optimizer:
+    """SGD with momentum (HaGRID's), or Adam / AdamW, whose first beta is `optimizer.momentum`."""
+    if opt.optimizer == "SGD":
+        return torch.optim.SGD(parameters, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    adam = torch.optim.Adam if opt.optimizer == "Adam" else torch.optim.AdamW
+    return adam(parameters, lr=opt.lr, betas=(opt.momentum, 0.999), weight_decay=opt.weight_decay)
 
 
 def _scheduler(config: Config, optimizer, steps_per_epoch: int):

@@ -25,6 +25,7 @@ class RunSummary:
     missing_images: int
     skipped_images: int
     resumed_from: str | None = None
+    data_notes: list[str] = field(default_factory=list)  # what reading the data skipped, and why
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
     storage_overrides: list[str] = field(default_factory=list)  # what a resume needs to reach the storage
     metric_name: str = BEST_METRIC
@@ -45,6 +46,7 @@ def summarize(
     *,
     missing_images: int,
     skipped_images: int,
+    data_notes: list[str],
     resumed_from: str | None,
     finetune_skipped: list[str],
     config: Config,
@@ -63,6 +65,7 @@ def summarize(
         history=progress.history,
         missing_images=missing_images,
         skipped_images=skipped_images,
+        data_notes=data_notes,
         resumed_from=resumed_from,
         finetune_skipped=finetune_skipped,
         storage_overrides=storage_overrides(config),

@@ -98,8 +98,9 @@ def test_missing_images_are_skipped_counted_and_logged_once(tmp_path, caplog):
         result = read_annotations(ann, data, TARGETS)
     assert result.missing_images == 2
     assert [Path(s.image).stem for s in result.samples] == ["a", "c"]
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "2" in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    missing = [message for message in warnings if "images are missing" in message]
+    assert len(missing) == 1 and "2 annotated images" in missing[0]
 
 
 def test_no_usable_samples_names_folders(tmp_path):
@@ -186,3 +187,41 @@ def test_split_is_seed_deterministic_and_seed_dependent():
 def test_split_rejects_bad_fraction():
     with pytest.raises(ValueError, match="val_fraction"):
         split_by_user(_samples(3), seed=0, val_fraction=1.0)
+
+
+def test_boxes_outside_the_frame_or_empty_are_skipped_counted_and_named(tmp_path, caplog):
+    boxes = [[0.1, 0.1, 0.2, 0.2], [1.2, 0.1, 0.2, 0.2], [0.1, -0.5, 0.2, 0.3], [0.1, 0.1, 0.0, 0.2]]
+    ann, data = write_dataset(tmp_path, {"one": {"a": _entry(boxes, ["one"] * 4)}})
+    with caplog.at_level(logging.WARNING, logger="handgesture.data.annotations"):
+        result = read_annotations(ann, data, TARGETS)
+    assert [s.box for s in result.samples] == [(0.1, 0.1, 0.2, 0.2)]  # not three all-black crops
+    assert "one.json: 3 boxes outside their frame or empty" in caplog.text
+    assert "3 boxes outside their frame or empty, skipped (one.json: 3)" in result.notes
+
+
+def test_unknown_labels_and_targets_without_a_file_are_reported(tmp_path):
+    two = [[0, 0, 1, 1], [0, 0, 0.5, 0.5]]
+    ann, data = write_dataset(tmp_path, {"one": {"a": _entry(two, ["one", "oen"])}})
+    result = read_annotations(ann, data, TARGETS)
+    assert len(result.samples) == 1
+    assert f"no annotation file for targets ['like', 'palm'] in {ann}" in result.notes
+    assert "boxes with unknown labels (no target, no HaGRID class), skipped: 'oen': 1" in result.notes
+    # A known HaGRID class that is not a target is left out quietly: that is what a target list is for.
+    ann, data = write_dataset(tmp_path / "b", {"one": {"a": _entry(two, ["one", "fist"])}})
+    assert not [
+        note for note in read_annotations(ann, data, ["one", "like"]).notes if "unknown labels" in note
+    ]
+
+
+def test_a_symlink_out_of_the_dataset_is_refused_like_an_escaping_id(tmp_path):
+    ann, data = write_dataset(tmp_path, {"one": {"a": _entry([[0, 0, 1, 1]], ["one"])}})
+    secret = tmp_path / "outside.jpg"
+    Image.new("RGB", (8, 8)).save(secret)
+    (data / "one" / "a.jpg").unlink()
+    (data / "one" / "a.jpg").symlink_to(secret)
+    with pytest.raises(DataError, match="symlink out of the dataset folder"):
+        read_annotations(ann, data, TARGETS)
+    (data / "one" / "a.jpg").unlink()
+    (data / "one" / "a.jpg").symlink_to(data / "one" / ".." / "one" / "real.jpg")  # inside: fine
+    Image.new("RGB", (8, 8)).save(data / "one" / "real.jpg")
+    assert len(read_annotations(ann, data, TARGETS).samples) == 1

@@ -132,3 +132,15 @@ def test_resume_with_other_classes_names_both_lists(tiny_config):
     first = run_training(tiny_config("train_params.epochs=1"), run_name="a")
     with pytest.raises(CheckpointError, match=r"class_names=\[.*no_gesture'\].*class_names=\['call', 'like'"):
         run_training(tiny_config("dataset.targets=[call,like,no_gesture]"), resume=first.last_checkpoint)
+
+
+def test_what_reading_skipped_reaches_the_summary_and_its_printout(tiny_config, capsys):
+    from handgesture.report import print_summary
+
+    config = tiny_config("train_params.epochs=1", "dataset.targets=[call,like,no_gesture,waving]")
+    summary = run_training(config, run_name="notes")
+    assert summary.data_notes == [
+        f"no annotation file for targets ['waving'] in {config.dataset.annotations}"
+    ]
+    print_summary(summary)
+    assert "data:                  no annotation file for targets ['waving']" in capsys.readouterr().out

@@ -1,0 +1,111 @@
+"""Range checks the config's type system cannot express: every one names its key, the value and what was
+expected, so a mistake stops a run before it starts instead of training on with NaN or failing later."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from handgesture.errors import ConfigError
+from handgesture.models import ARCHITECTURES
+
+OPTIMIZERS = ("SGD", "Adam", "AdamW")
+AVERAGES = ("weighted", "macro", "micro")
+METRICS = ("accuracy", "f1_score", "precision", "recall")
+MAX_IMAGE_SIDE = 4096
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# A run's or experiment's name is one folder (or S3 key segment) under the storage root.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]*$")
+RESERVED_NAMES = ("best",)  # <storage>/<experiment>/best means the experiment's current best
+
+
+def _rule(key: str, expected: str, ok: Callable[[Any], bool]) -> tuple[str, str, Callable[[Any], bool]]:
+    return key, expected, ok
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+RULES = [
+    _rule("train_params.epochs", "> 0", lambda v: v > 0),
+    _rule("train_params.train_batch_size", "> 0", lambda v: v > 0),
+    _rule("train_params.test_batch_size", "> 0", lambda v: v > 0),
+    _rule("train_params.num_workers", ">= 0", lambda v: v >= 0),
+    _rule("train_params.prefetch_factor", ">= 1", lambda v: v >= 1),
+    _rule("train_params.log_every_n_steps", ">= 1", lambda v: v >= 1),
+    _rule("optimizer.optimizer", f"one of {OPTIMIZERS}", lambda v: v in OPTIMIZERS),
+    _rule("optimizer.lr", "a finite number > 0", lambda v: _finite(v) and v > 0),
+    _rule("optimizer.momentum", "a finite number >= 0", lambda v: _finite(v) and v >= 0),
+    _rule("optimizer.weight_decay", "a finite number >= 0", lambda v: _finite(v) and v >= 0),
+    _rule("scheduler.start_factor", "in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+    _rule("scheduler.warmup_steps", ">= 0", lambda v: v >= 0),
+    _rule("dataset.val_fraction", "in (0, 1)", lambda v: _finite(v) and 0 < v < 1),
+    _rule("dataset.subset", "-1 (all) or > 0", lambda v: v == -1 or v > 0),
+    _rule("dataset.cache_format", "raw or jpeg", lambda v: v in ("raw", "jpeg")),
+    _rule(
+        "dataset.image_size",
+        f"[height, width], each in 16..{MAX_IMAGE_SIDE}",
+        lambda v: len(v) == 2 and all(16 <= side <= MAX_IMAGE_SIDE for side in v),
+    ),
+    _rule("dataset.targets", ">= 2 distinct class names", lambda v: len(v) >= 2 and len(set(v)) == len(v)),
+    _rule("checkpoint.every_n_steps", ">= 0 (0: off)", lambda v: v >= 0),
+    _rule("checkpoint.every_seconds", "a finite number >= 0 (0: off)", lambda v: _finite(v) and v >= 0),
+    _rule("checkpoint.keep_last", ">= 0", lambda v: v >= 0),
+    _rule("checkpoint.keep_best", ">= 0", lambda v: v >= 0),
+    _rule("checkpoint.resume_mode", "continue or finetune", lambda v: v in ("continue", "finetune")),
+    _rule("storage.max_retries", ">= 0", lambda v: v >= 0),
+    _rule("storage.upload_timeout", "a finite number > 0", lambda v: _finite(v) and v > 0),
+    _rule("metric_params.average", f"one of {AVERAGES}", lambda v: v in AVERAGES),
+    _rule(
+        "metric_params.metrics",
+        f"a list from {METRICS} that includes f1_score (what 'best' means)",
+        lambda v: set(v) <= set(METRICS) and "f1_score" in v,
+    ),
+    _rule("model.name", f"one of {list(ARCHITECTURES)}", lambda v: v in ARCHITECTURES),
+    _rule("device", "auto, cpu, mps, cuda or cuda:N", lambda v: bool(_DEVICE.match(v))),
+    _rule("storage.experiment", "one folder name (no '/', '..' or 'best')", lambda v: _is_name(v)),
+    _rule(
+        "storage.run_name",
+        "null or one folder name (no '/', '..' or 'best')",
+        lambda v: v is None or _is_name(v),
+    ),
+]
+
+
+def _is_name(value: str) -> bool:
+    return bool(_NAME.match(value)) and value not in ("..", ".") and value not in RESERVED_NAMES
+
+
+def _get(config, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(config) -> None:
+    """Every rule, then what depends on several keys or on this machine."""
+    for key, expected, ok in RULES:
+        value = _get(config, key)
+        if not ok(value):
+            raise ConfigError(f"{key} must be {expected}, got {value!r}")
+    if config.checkpoint.keep_last + config.checkpoint.keep_best < 1:
+        raise ConfigError(
+            "checkpoint.keep_last and checkpoint.keep_best are both 0: at least one committed checkpoint "
+            "must be kept (set keep_last >= 1)"
+        )
+    _check_device_exists(config.device)
+
+
+def _check_device_exists(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r}, but this machine has no CUDA device (use auto or cpu)")
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA devices")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device='mps', but this machine has no MPS device (use auto or cpu)")

@@ -1,0 +1,37 @@
+"""Decoding a dataset frame, or refusing it: unreadable files and decompression bombs (a few KB of JPEG
+that claim 20000 x 20000 pixels) are skipped and counted, never decoded."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+# HaGRID's frames are 1920 x 1080 (2 megapixels); anything past 64 megapixels is not a photo of a hand.
+MAX_FRAME_PIXELS = 64 * 1024 * 1024
+
+
+class UnreadableFrame(Exception):
+    """A frame that is skipped: the message says why."""
+
+
+def read_frame(path: str) -> torch.Tensor:
+    """The frame at `path` as uint8 [3, H, W]; UnreadableFrame when it cannot or must not be decoded."""
+    try:
+        with Image.open(path) as header:  # reads the header only: the size, before any pixel is decoded
+            width, height = header.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
+    if width * height > MAX_FRAME_PIXELS:
+        raise UnreadableFrame(
+            f"{path}: {width} x {height} pixels, over the limit of {MAX_FRAME_PIXELS} (a decompression bomb?)"
+        )
+    try:
+        return decode_jpeg(read_file(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__
