@@ -33,6 +33,10 @@ class StorageUnreachableError(StorageError):
     """The storage endpoint could not be reached: an outage that may pass."""
 
 
+class StorageNotAnsweringError(StorageError, InputError):
+    """An endpoint accepted connections but never answered: a wrong endpoint, not an outage to wait out."""
+
+
 class InvalidStorageURIError(StorageError, InputError):
     """A URI, key, prefix or block reference that no store can serve."""
 

@@ -232,3 +232,25 @@ def test_server_stop_and_restart(s3_env: MotoServer, s3_bucket: str):
     s3_env.client().create_bucket(Bucket=s3_bucket)
     store.put_bytes(b"y", "k")  # the same store recovers once the server is back
     assert store.get_bytes("k") == b"y"
+
+
+def test_an_endpoint_that_never_answers_fails_fast_and_is_not_taken_for_an_outage(s3_env):
+    import socket
+    import threading
+
+    from handgesture.errors import InputError, StorageNotAnsweringError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list = []
+    threading.Thread(target=lambda: held.extend(listener.accept() for _ in range(8)), daemon=True).start()
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"  # accepts, reads, never answers
+    store = open_store("s3://bucket/runs", S3Settings(endpoint_url=endpoint, max_retries=1, read_timeout=1.0))
+    start = time.monotonic()
+    with pytest.raises(StorageNotAnsweringError) as info:
+        store.exists("k")
+    assert time.monotonic() - start < 15
+    assert endpoint in str(info.value) and "did not answer" in str(info.value)
+    assert isinstance(info.value, InputError)  # a retried task would only hang again
+    defaults = S3Settings()
+    assert (defaults.max_retries + 1) * defaults.read_timeout <= 60  # about a minute with the defaults
+    listener.close()

@@ -47,6 +47,12 @@ def read_best(store: Store, s3: S3Settings | None = None) -> dict[str, Any] | No
     pointer = read_pointer(store)
     if pointer is None:
         return None
+    inside = store.root.rstrip("/") + "/"
+    if not pointer["checkpoint"].startswith(inside) or "/../" in pointer["checkpoint"]:
+        raise CheckpointError(
+            f"best pointer {store.uri(POINTER)} names {pointer['checkpoint']}, outside its experiment "
+            f"{store.root}"
+        )
     recorded = manifest_sha256(pointer["checkpoint"], s3)
     if pointer.get("sha256") and recorded and recorded != pointer["sha256"]:
         raise CheckpointError(

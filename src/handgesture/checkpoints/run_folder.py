@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from handgesture.checkpoints.format import read_record, to_bytes, write_record
 from handgesture.checkpoints.uploader import BackgroundUploader
+from handgesture.errors import InvalidStorageURIError
 from handgesture.metrics import BEST_METRIC, scalars
 from handgesture.storage import Store, root_uri
 
@@ -166,7 +168,15 @@ def run_uri(storage_uri: str, experiment: str, run_name: str) -> str:
 
 def split_checkpoint_uri(uri: str) -> tuple[str, str]:
     """`.../run/checkpoints/x.pth` -> (`.../run`, `checkpoints/x.pth`); `.../run/best_model.pth` likewise."""
-    uri = root_uri(uri.removeprefix("file://")) if "://" not in uri or uri.startswith("file://") else uri
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidStorageURIError(
+                f"invalid file URI {uri!r}: expected file:///absolute/path (no remote host)"
+            )
+        uri = root_uri(unquote(parsed.path))
+    elif "://" not in uri:
+        uri = root_uri(uri)
     parent, _, name = uri.rstrip("/").rpartition("/")
     grandparent, _, folder = parent.rpartition("/")
     if folder == CHECKPOINTS:

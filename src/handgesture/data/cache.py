@@ -62,9 +62,11 @@ class CacheSettings:
     version: int = FORMAT_VERSION
 
 
-def cache_key(samples, settings: CacheSettings, annotation_files=()) -> str:
-    """sha256 of everything the rows depend on; images by name and byte size (a stat, not a read)."""
+def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=()) -> str:
+    """sha256 of everything the rows and the index depend on; images by name and byte size (a stat, not a
+    read). The targets count too: a target with no samples changes no row, but it does change the notes."""
     h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    h.update(json.dumps(list(targets)).encode())
     for path in sorted(Path(p) for p in annotation_files):
         h.update(f"\0ann\0{path.name}\0".encode())
         h.update(path.read_bytes())
@@ -156,6 +158,7 @@ def prepare_cache(
     annotation_files=(),
     missing_images: int = 0,
     notes: list[str] = (),
+    targets=(),
     share=None,
 ) -> CropCache:
     """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir``; see the module docstring.
@@ -165,7 +168,7 @@ def prepare_cache(
     """
     samples = list(samples)
     settings = cache_settings(image_size, max_scale, side, fmt, quality)
-    key = cache_key(samples, settings, annotation_files)
+    key = cache_key(samples, settings, annotation_files, targets)
     folder = Path(cache_dir) / f"crops-{key[:24]}"
     index, origin = verify_folder(folder, key), "reused"
     if index is None and share is not None:

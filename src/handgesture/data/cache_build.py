@@ -15,6 +15,8 @@ from torchvision.io import encode_jpeg
 from handgesture.data.dataset import crop_square, resize_and_pad
 from handgesture.data.frames import UnreadableFrame, read_frame
 from handgesture.data.geometry import square_crop_box
+from handgesture.errors import StorageError
+from handgesture.storage.local import DISK_FULL
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +54,31 @@ def write_rows(samples, settings, folder: Path, workers: int) -> int:
         groups.setdefault(s.image, []).append(i)
     jobs = [(image, [samples[i].box for i in rows], settings) for image, rows in groups.items()]
     table = np.zeros((len(samples), 5), dtype=np.int64)
-    offset, unreadable = 0, 0
     pool = ProcessPoolExecutor(workers) if workers > 0 else None
     try:
         results = pool.map(_encode_group, jobs, chunksize=16) if pool else map(_encode_group, jobs)
-        with open(folder / "crops.bin", "wb") as out:
-            for rows, encoded in zip(groups.values(), results, strict=True):
-                for i, (data, frame_w, frame_h, side) in zip(rows, encoded, strict=True):
-                    out.write(data)
-                    table[i] = (offset, len(data), frame_w, frame_h, side)
-                    offset += len(data)
-                    unreadable += not data
-            out.flush()
-            os.fsync(out.fileno())
+        _write_crops(folder / "crops.bin", groups.values(), results, table)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise StorageError(
+                f"cannot write the crop cache {folder}: {exc.strerror} (the disk is full)"
+            ) from exc
+        raise
     finally:
         if pool:
             pool.shutdown()
     np.save(folder / "rows.npy", table)
-    return unreadable
+    return int((table[:, 1] == 0).sum())  # length 0: the image was unreadable
+
+
+def _write_crops(path: Path, groups, results, table: np.ndarray) -> None:
+    """Rows back to back, in sample order of each image group; `table` gets each row's place."""
+    offset = 0
+    with open(path, "wb") as out:
+        for rows, encoded in zip(groups, results, strict=True):
+            for i, (data, frame_w, frame_h, side) in zip(rows, encoded, strict=True):
+                out.write(data)
+                table[i] = (offset, len(data), frame_w, frame_h, side)
+                offset += len(data)
+        out.flush()
+        os.fsync(out.fileno())

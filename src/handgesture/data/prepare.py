@@ -127,6 +127,7 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         annotation_files=sorted(Path(folder).glob("*.json")),
         missing_images=found.missing_images,
         notes=found.notes,
+        targets=ds.targets,
         share=share,
     )
 

@@ -27,7 +27,9 @@ class S3Settings:
     # Unreachable servers: botocore "standard" retries (exponential backoff) bounded by these.
     max_retries: int = 4  # retries after the first attempt (botocore's "max_attempts" counts only these)
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    # An endpoint that accepts connections and never answers fails after (max_retries + 1) x read_timeout,
+    # about a minute, and is not retried further: it is no S3 endpoint, or not this one.
+    read_timeout: float = 10.0
     # Objects above the threshold go up and down as concurrent multipart transfers.
     multipart_threshold: int = 16 * MiB
     multipart_chunksize: int = 16 * MiB

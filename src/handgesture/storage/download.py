@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from urllib.parse import urlparse
 
-from handgesture.errors import ChecksumMismatchError, ObjectNotFoundError
+from handgesture.errors import ChecksumMismatchError, InvalidStorageURIError, ObjectNotFoundError
 from handgesture.storage.base import Store, sha256_file
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ def cached_download(store: Store, key: str, cache_dir: Path, sha256: str | None 
     uri = store.uri(key)
     parsed = urlparse(uri)
     target = Path(cache_dir) / parsed.netloc / parsed.path.lstrip("/")
+    if not target.resolve().is_relative_to(Path(cache_dir).resolve()):  # keys are checked; this is the guard
+        raise InvalidStorageURIError(f"{uri} would be cached outside the download cache {cache_dir}")
     tag_file = target.with_name(target.name + ".etag")
     remote_tag = None if sha256 else store.etag(key)
     if target.is_file():

@@ -25,8 +25,10 @@ def open_store(uri: str, s3: S3Settings | None = None) -> Store:
     if scheme == "s3":
         from handgesture.storage.s3 import S3Store
 
-        if not parsed.netloc:
-            raise InvalidStorageURIError(f"invalid S3 URI {uri!r}: expected s3://bucket[/prefix]")
+        if not parsed.netloc or {".", ".."} & set(parsed.path.split("/")):
+            raise InvalidStorageURIError(
+                f"invalid S3 URI {uri!r}: expected s3://bucket[/prefix] without '.' or '..' segments"
+            )
         return S3Store(parsed.netloc, parsed.path.strip("/"), s3 or S3Settings())
     if scheme == "file":
         if parsed.netloc not in ("", "localhost"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -9,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from handgesture.errors import ObjectNotFoundError
+from handgesture.errors import ObjectNotFoundError, StorageError
 from handgesture.storage.base import PARTIAL, MiB, Store, check_key
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextmanager
@@ -30,8 +33,10 @@ def atomic_target(target: Path, durable: bool = True) -> Iterator[Path]:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise StorageError(f"cannot write {target}: {exc.strerror} (the disk is full)") from exc
         raise
     if durable:
         _fsync_dir(target.parent)

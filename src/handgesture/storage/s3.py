@@ -24,6 +24,7 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from prefect_aws import AwsCredentials, MinIOCredentials, S3Bucket
@@ -34,6 +35,7 @@ from handgesture.errors import (
     ObjectNotFoundError,
     StorageCredentialsError,
     StorageError,
+    StorageNotAnsweringError,
     StorageUnreachableError,
 )
 from handgesture.storage.base import S3Settings, Store, check_key
@@ -222,6 +224,11 @@ class S3Store(Store):
             return StorageError(f"S3 request for {uri} at {self.endpoint} failed: {code}: {message}")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
             return StorageCredentialsError(f"no usable S3 credentials from the {self._who} for {uri}: {exc}")
+        if isinstance(exc, ReadTimeoutError):
+            return StorageNotAnsweringError(
+                f"S3 endpoint {self.endpoint} accepted the connection for {uri} but did not answer within "
+                f"{self._s3.read_timeout}s, {self._s3.max_retries + 1} times: check storage.endpoint_url"
+            )
         if isinstance(exc, BotoConnectionError | HTTPClientError):
             s3 = self._s3
             return StorageUnreachableError(
