@@ -16,7 +16,7 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.s3_fixtures"]
+pytest_plugins = ["tests.s3_fixtures", "tests.stores"]
 
 
 @pytest.fixture(scope="session")

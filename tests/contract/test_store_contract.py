@@ -15,15 +15,7 @@ from pathlib import Path
 import pytest
 
 from handgesture.errors import ChecksumMismatchError, InvalidStorageURIError, ObjectNotFoundError
-from handgesture.storage import S3Settings, Store, cached_download, open_store
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def store(request, tmp_path: Path) -> Store:
-    if request.param == "local":
-        return open_store(str(tmp_path / "runs"))
-    server, bucket = request.getfixturevalue("s3_env"), request.getfixturevalue("s3_bucket")
-    return open_store(f"s3://{bucket}/runs", S3Settings(endpoint_url=server.endpoint_url))
+from handgesture.storage import Store, cached_download
 
 
 def test_keys_address_objects_under_the_root(store: Store):
@@ -96,3 +88,15 @@ def test_cached_download_verifies_the_sha256(store: Store, tmp_path: Path):
     message = str(info.value)
     assert store.uri("r1/e1.pt") in message and wrong in message and digest in message
     assert not list(tmp_path.glob("other-cache/**/e1.pt"))  # a copy that fails its check is not kept
+
+
+def test_conditional_writes_create_once_and_replace_only_the_version_read(store: Store):
+    assert store.read_versioned("lease.json") is None
+    assert store.create_exclusive(b"first", "lease.json")
+    assert not store.create_exclusive(b"second", "lease.json")  # already there: nothing written
+    data, version = store.read_versioned("lease.json")
+    assert data == b"first"
+    assert store.replace_if(b"renewed", "lease.json", version)
+    assert not store.replace_if(b"stale", "lease.json", version)  # the version it read is gone
+    assert store.read_versioned("lease.json")[0] == b"renewed"
+    assert store.list() == ["lease.json"]  # no staging files left behind

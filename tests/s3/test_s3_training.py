@@ -175,7 +175,8 @@ def direct_run(tiny_config, s3_env: MotoServer, bucket: str, shared: dict) -> di
         run_prefix = "runs/direct/direct-1/"
 
         def on_epoch(progress, metrics):
-            # Uploads run in the background: wait (bounded) until this epoch's checkpoint is in the bucket.
+            # Uploads run in the background: wait (bounded) until the epoch's manifest is in the bucket; its
+            # checkpoint and event files went up before it (uploads keep commit order).
             wanted = f"{run_prefix}checkpoints/e{progress.epoch:04d}-"
             deadline = time.monotonic() + 60
             while True:
@@ -359,7 +360,7 @@ def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_con
 
     # `/best`: that run's best_model.pth, whichever epoch it was.
     best_epoch = s3_manifest(s3_env, first.run_uri)["best"]["epoch"]
-    from_best = _resume(tiny_config, s3_env, bucket, ref + "/best", epochs=best_epoch + 1, experiment="best")
+    from_best = _resume(tiny_config, s3_env, bucket, ref + "/best", epochs=best_epoch + 1, experiment="from-best")
     _assert_lineage(s3_env, from_best, first.best_checkpoint, best_epoch + 1, steps)
 
 
@@ -612,7 +613,7 @@ def test_unreachable_server_fails_clearly_and_keeps_the_spool_copy(
         message = str(info.value)
         assert s3_env.endpoint_url in message and f"s3://{bucket}/runs" in message, message
         kept = [Path(p) for p in message.partition("kept until uploaded: ")[2].split(", ")]
-        epoch2 = [p for p in kept if "checkpoints__e0002-" in p.name]
+        epoch2 = [p for p in kept if "checkpoints%2Fe0002-" in p.name]  # the spool name quotes each key
         assert len(epoch2) == 1, message
         assert all(p.is_file() and p.is_relative_to(tmp_path) for p in kept), message
         assert torch.load(epoch2[0], weights_only=True)["progress"]["epoch"] == 2

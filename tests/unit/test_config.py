@@ -105,3 +105,12 @@ def test_only_the_listed_metrics_are_computed():
     metrics = HeadMetrics(3, torch.device("cpu"), names=("f1_score", "recall"))
     metrics.update(torch.eye(3), torch.tensor([0, 1, 2]))
     assert set(metrics.compute()) == {"f1_score", "recall"}
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train_params:\n  epochs: 3\n   lr: [0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    message = str(info.value)
+    assert message.startswith(f"config file {bad} is not valid YAML at line 3") and "\n" not in message

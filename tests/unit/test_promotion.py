@@ -40,7 +40,7 @@ def test_promotion_both_ways_and_resume_from_the_current_best(tiny_config, tmp_p
     pointer = json.loads(pointer_path.read_text())
     assert pointer["checkpoint"] == better.best_checkpoint and pointer["previous"] == weak.best_checkpoint
 
-    worse_cfg = tiny_config("train_params.epochs=1", "optimizer.lr=50", "checkpoint.resume_mode=finetune")
+    worse_cfg = tiny_config("train_params.epochs=1", "optimizer.lr=2", "checkpoint.resume_mode=finetune")
     worse = run_training(worse_cfg, resume=ref, run_name="worse")
     decision = promote_if_better(worse_cfg, worse.best_checkpoint)
     assert not decision.promoted and decision.challenger_metric < decision.incumbent_metric

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,10 +21,12 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from handgesture.checkpoints.format import read_record, to_bytes, write_record
-from handgesture.checkpoints.uploader import BackgroundUploader
+from handgesture.checkpoints.lease import RunLease
+from handgesture.checkpoints.uploader import BackgroundUploader, recover_spool
 from handgesture.errors import InvalidStorageURIError
 from handgesture.metrics import BEST_METRIC, scalars
 from handgesture.storage import Store, root_uri
+from handgesture.storage.base import PARTIAL
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +47,53 @@ class Retention:
 class RunFolder:
     """Commits checkpoints into one run's folder of a store and keeps its manifest.
 
-    Call `close()` when done: with a remote store it waits until every upload is confirmed.
+    With an `owner`, the folder is leased to it first (lease.py: a second writer fails at once), and what a
+    stopped writer left behind is finished or removed: spooled uploads go up in order, temp files go, and
+    checkpoints the manifest does not name (deletions a crash cut short) are deleted. Call `close()` when
+    done: with a remote store it waits until every upload is confirmed, then gives the lease back.
     """
 
-    def __init__(self, store: Store, retention: Retention | None = None, spool_dir: Path | None = None):
+    def __init__(
+        self,
+        store: Store,
+        retention: Retention | None = None,
+        spool_dir: Path | None = None,
+        owner: str | None = None,
+    ):
         self.store = store
         root_digest = hashlib.sha256(store.root.encode()).hexdigest()[:16]
         self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "handgesture-spool" / root_digest
         self.retention = retention or Retention()
-        self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
         # Remote stores upload in the background from a local spool, in commit order (see uploader.py).
         remote = store.local_path(MANIFEST) is None
+        self.lease = RunLease(store, owner) if owner else None
+        if self.lease:
+            self.lease.acquire()
+            try:
+                self._finish_what_was_left(remote)
+            except BaseException:
+                self.lease.release()
+                raise
+        self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
+        if self.lease:
+            self._delete_orphans()
         self.uploader = BackgroundUploader(store, self.spool_dir) if remote else None
+
+    def _finish_what_was_left(self, remote: bool) -> None:
+        if remote:
+            recover_spool(self.store, self.spool_dir)
+            return
+        for dirpath, _dirs, files in os.walk(self.store.root):
+            for name in files:
+                if name.endswith(PARTIAL):  # a write that kill -9 cut short
+                    Path(dirpath, name).unlink(missing_ok=True)
+
+    def _delete_orphans(self) -> None:
+        named = {entry["key"] for entry in self.manifest["checkpoints"]} | self.retention.protected
+        for key in self.store.list(f"{CHECKPOINTS}/"):
+            if key not in named:
+                log.info("deleting %s: no manifest entry names it (a deletion a crash cut short)", key)
+                self.store.delete(key)
 
     @property
     def uri(self) -> str:
@@ -63,6 +101,8 @@ class RunFolder:
 
     def commit(self, checkpoint: dict[str, Any], *, is_best: bool) -> dict[str, Any]:
         """Write the checkpoint (and best_model.pth), then the manifest: visible only once complete."""
+        if self.lease:
+            self.lease.check()
         data = to_bytes(checkpoint)
         progress = checkpoint["progress"]
         key = f"{CHECKPOINTS}/e{progress['epoch']:04d}-s{progress['global_step']:08d}.pth"
@@ -108,9 +148,14 @@ class RunFolder:
             self.uploader.put_file(local_path, key)
 
     def close(self, timeout: float) -> None:
-        """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go."""
-        if self.uploader is not None:
-            self.uploader.close(timeout)
+        """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go.
+        The lease is given back either way."""
+        try:
+            if self.uploader is not None:
+                self.uploader.close(timeout)
+        finally:
+            if self.lease:
+                self.lease.release()
 
     def write_manifest(self, **extra: Any) -> None:
         self.manifest.update(extra)

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from handgesture.errors import InputError, StorageError, StorageUnreachableError
 from handgesture.storage import Store
+from handgesture.storage.base import PARTIAL
 from handgesture.storage.local import atomic_target
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,11 @@ class BackgroundUploader:
 
     def put_bytes(self, data: bytes, keys: list[str]) -> None:
         """Queue ``data`` for ``keys``; it is written to the spool, then uploaded, by background threads."""
-        self._enqueue(_Job(keys, self._spool_path(keys[0])), lambda path: path.write_bytes(data))
+        self._enqueue(_Job(keys, self._spool_path(keys)), lambda path: path.write_bytes(data))
 
     def put_file(self, local_path: Path, key: str) -> None:
         """Snapshot `local_path` (it may keep growing, like an event file) and upload the snapshot."""
-        self._enqueue(_Job([key], self._spool_path(key)), lambda path: shutil.copyfile(local_path, path))
+        self._enqueue(_Job([key], self._spool_path([key])), lambda path: shutil.copyfile(local_path, path))
 
     def delete(self, key: str) -> None:
         self._enqueue(_Job([key]), None)
@@ -90,8 +92,9 @@ class BackgroundUploader:
             self._spooler.shutdown(wait=True)  # spool copies are written even when uploads gave up
             self._jobs.put(_Job([]))  # wakes the thread so it sees the stop
 
-    def _spool_path(self, key: str) -> Path:
-        return self.spool_dir / f"{next(self._sequence):06d}-{key.replace('/', '__')}"
+    def _spool_path(self, keys: list[str]) -> Path:
+        """Commit order, then every key the copy goes to: enough to finish the upload after a crash."""
+        return self.spool_dir / f"{next(self._sequence):06d}-{'+'.join(quote(k, safe='') for k in keys)}"
 
     def _enqueue(self, job: _Job, write: Callable[[Path], object] | None) -> None:
         # The spool thread keeps commit order and hands each job on to the upload thread, so a training step
@@ -114,7 +117,10 @@ class BackgroundUploader:
         self._jobs.put(job)
 
     def _kept(self) -> str:
-        kept = sorted(str(j.spooled) for j in self._pending if j.spooled and not j.done.is_set())
+        pending = [j.spooled for j in self._pending if j.spooled and not j.done.is_set()]
+        kept = sorted(
+            str(path) for path in pending if path.exists()
+        )  # a copy the full disk never took is none
         return f"local copies kept until uploaded: {', '.join(kept) or 'none'}"
 
     def _work(self) -> None:
@@ -146,3 +152,23 @@ class BackgroundUploader:
         for key in job.keys:
             self.store.put_file(job.spooled, key)
         job.spooled.unlink()
+
+
+def recover_spool(store: Store, spool_dir: Path) -> int:
+    """Upload, in commit order, what a stopped process left in `spool_dir`: copies it had committed but not
+    uploaded (kill -9, a lost machine). Returns how many; an outage leaves them for the next attempt."""
+    if not spool_dir.is_dir():
+        return 0
+    recovered = 0
+    for leftover in sorted(spool_dir.iterdir()):
+        if leftover.name.endswith(PARTIAL):  # a copy that was being written: it was never committed
+            leftover.unlink(missing_ok=True)
+            continue
+        keys = [unquote(key) for key in leftover.name.partition("-")[2].split("+")]
+        for key in keys:
+            store.put_file(leftover, key)
+        leftover.unlink()
+        recovered += 1
+    if recovered:
+        log.warning("uploaded %d copies a stopped run left in its spool %s", recovered, spool_dir)
+    return recovered

@@ -36,6 +36,7 @@ from handgesture.data.cached_dataset import CachedCropDataset
 from handgesture.data.geometry import MAX_CROP_SCALE
 from handgesture.errors import DataError
 from handgesture.storage import sha256_file
+from handgesture.storage.local import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +171,13 @@ def prepare_cache(
     settings = cache_settings(image_size, max_scale, side, fmt, quality)
     key = cache_key(samples, settings, annotation_files, targets)
     folder = Path(cache_dir) / f"crops-{key[:24]}"
-    index, origin = verify_folder(folder, key), "reused"
-    if index is None and share is not None:
-        index, origin = share.fetch(folder, key), "downloaded"
-    if index is None:
-        index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder.parent):  # two preparers of one cache: one builds, the other then reuses it
+        index, origin = verify_folder(folder, key), "reused"
+        if index is None and share is not None:
+            index, origin = share.fetch(folder, key), "downloaded"
+        if index is None:
+            index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"
     if share is not None and origin != "downloaded":
         share.publish(folder)
     if index["unreadable"]:

@@ -66,6 +66,21 @@ class Store(ABC):
     @abstractmethod
     def delete(self, key: str) -> None: ...
 
+    # Conditional writes: what a lease is built on (checkpoints/lease.py). A version is an opaque tag of the
+    # object's bytes (S3: its ETag).
+
+    @abstractmethod
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and version, or None when there is none."""
+
+    @abstractmethod
+    def create_exclusive(self, data: bytes, key: str) -> bool:
+        """Write `key` only if it does not exist; False when it did (nothing written)."""
+
+    @abstractmethod
+    def replace_if(self, data: bytes, key: str, version: str) -> bool:
+        """Overwrite `key` only if it is still at `version`; False when it changed (nothing written)."""
+
     def local_path(self, key: str) -> Path | None:
         return None
 

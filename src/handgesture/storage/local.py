@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -109,3 +111,46 @@ class LocalStore(Store):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def create_exclusive(self, data: bytes, key: str) -> bool:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, staged = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(staged, target)  # fails if the target exists: creation is one atomic step
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(staged)
+
+    def replace_if(self, data: bytes, key: str, version: str) -> bool:
+        target = self._path(key)
+        with folder_lock(target.parent):  # check and replace as one step among cooperating processes
+            current = self.read_versioned(key)
+            if current is None or current[1] != version:
+                return False
+            self.put_bytes(data, key)
+            return True
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock on a folder (flock on its descriptor): no lock file is left behind."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -196,6 +196,33 @@ class S3Store(Store):
         with self._errors(self.uri(key)):
             self.client.delete_object(Bucket=self.bucket.bucket_name, Key=self._key(key))
 
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with self._errors(self.uri(key)):
+                found = self.client.get_object(Bucket=self.bucket.bucket_name, Key=self._key(key))
+                return found["Body"].read(), found["ETag"]
+        except ObjectNotFoundError:
+            return None
+
+    def create_exclusive(self, data: bytes, key: str) -> bool:
+        return self._put_if(data, key, IfNoneMatch="*")
+
+    def replace_if(self, data: bytes, key: str, version: str) -> bool:
+        return self._put_if(data, key, IfMatch=version)
+
+    def _put_if(self, data: bytes, key: str, **condition: str) -> bool:
+        """A conditional PUT (S3's If-None-Match / If-Match); False when the condition did not hold."""
+        try:
+            with self._errors(self.uri(key)):
+                self.client.put_object(
+                    Bucket=self.bucket.bucket_name, Key=self._key(key), Body=data, **condition
+                )
+            return True
+        except StorageError as exc:
+            if "PreconditionFailed" in str(exc) or "ConditionalRequestConflict" in str(exc):
+                return False
+            raise
+
     @contextmanager
     def _errors(self, uri: str, missing: str = "key") -> Iterator[None]:
         try:
@@ -224,7 +251,9 @@ class S3Store(Store):
             return StorageError(f"S3 request for {uri} at {self.endpoint} failed: {code}: {message}")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
             return StorageCredentialsError(f"no usable S3 credentials from the {self._who} for {uri}: {exc}")
-        if isinstance(exc, ReadTimeoutError):
+        if isinstance(exc, ReadTimeoutError) and self._client is None:
+            # Never answered at all (the first request checks the bucket): a wrong endpoint. Once it has
+            # answered, a read timeout is an outage, a network cut mid-request, and is waited out.
             return StorageNotAnsweringError(
                 f"S3 endpoint {self.endpoint} accepted the connection for {uri} but did not answer within "
                 f"{self._s3.read_timeout}s, {self._s3.max_retries + 1} times: check storage.endpoint_url"

@@ -11,10 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from handgesture.errors import InputError
 from handgesture.metrics import BEST_METRIC, HEADS, METRIC_NAMES, HeadMetrics, head_loss
 from handgesture.models import preprocess
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(InputError):
+    """The loss is no longer a number: the settings diverge, and a retry would diverge again."""
 
 
 @dataclass
@@ -79,13 +84,18 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
             outputs = model(images)
             loss = sum(head_loss(outputs[head].float(), targets[head]) for head in HEADS)
+        value = loss.item()
+        if not math.isfinite(value):  # before the step: NaN weights are never saved, let alone as the best
+            raise TrainingDiverged(
+                f"the training loss became {value} at step {progress.global_step + 1} (epoch "
+                f"{progress.epoch + 1}): lower optimizer.lr, or resume from an earlier checkpoint"
+            )
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(loss).backward()
         trainer.scaler.step(trainer.optimizer)
         trainer.scaler.update()
         trainer.scheduler.step()
         progress.global_step += 1
-        value = loss.item()
         progress.epoch_loss_sum += value
         progress.epoch_batches += 1
         if hooks.on_step:

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.checkpoints.run_folder import RunFolder
 from handgesture.config import Config, load_config
+from handgesture.errors import ConfigError
 from handgesture.foreign_config import known_part, translate
 from handgesture.storage import s3_settings
 from handgesture.training.state import TrainingState
@@ -57,6 +58,12 @@ def start_point(state: TrainingState, config: Config, run: RunFolder, resume: st
     The checkpoint a run continues from is protected from the run's retention.
     """
     if run.manifest["checkpoints"]:
+        if resume and run.manifest.get("resume_request") != resume:
+            raise ConfigError(
+                f"run folder {run.uri} already holds checkpoints of a run that started from "
+                f"{run.manifest.get('resume_request') or 'scratch'}, so resume {resume} would be ignored: "
+                "give this run another storage.run_name, or drop the resume to continue that run"
+            )
         own = restore(state, config, run.uri)
         _protect(run, own)
         log.info("continuing run %s from its own checkpoint %s", run.uri, own)

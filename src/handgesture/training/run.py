@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from handgesture.checkpoints.lease import default_owner
 from handgesture.checkpoints.run_folder import Retention, RunFolder, run_uri
 from handgesture.config import Config, config_hash, to_yaml
 from handgesture.data.loaders import DataBundle, build_data
@@ -47,11 +48,13 @@ def run_training(
 
     A run folder that already holds committed checkpoints (a retried task, a re-run flow run, a restarted
     process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
+    The run folder is leased to this run (or this flow run) until it finishes.
     """
-    run = set_up(config, prepared or prepare_data(config), run_name)
-    parent = start_point(run.state, config, run.folder, resume or config.checkpoint.resume)
-    run.begin(parent, flow_run_id)
+    resume = resume or config.checkpoint.resume
+    run = set_up(config, prepared or prepare_data(config), run_name, flow_run_id)
     try:
+        parent = start_point(run.state, config, run.folder, resume)
+        run.begin(parent, flow_run_id, resume)
         metrics = train(run, on_epoch, show_progress)
     finally:
         run.finish(failing=sys.exc_info()[1])
@@ -71,11 +74,12 @@ class TrainingRun:
     steps_per_epoch: int
     tracker: Tracker | None = None
 
-    def begin(self, parent: str | None, flow_run_id: str | None) -> None:
+    def begin(self, parent: str | None, flow_run_id: str | None, resume: str | None) -> None:
         """Record where the run came from (config.yaml, the manifest's header, lineage); start tracking."""
         name, folder = self.name, self.folder
         folder.write_text("config.yaml", to_yaml(self.config))
-        folder.write_manifest(run=name, run_uri=folder.uri, parent=parent, flow_run_id=flow_run_id)
+        header = {"run": name, "run_uri": folder.uri, "parent": parent, "flow_run_id": flow_run_id}
+        folder.write_manifest(**header, resume_request=resume)
         self.state.lineage = Lineage(name, folder.uri, flow_run_id, parent, config_hash(self.config))
         if self.config.tracking.tensorboard:
             every = self.config.train_params.log_every_n_steps
@@ -115,7 +119,9 @@ class TrainingRun:
         )
 
 
-def set_up(config: Config, prepared: PreparedData, run_name: str | None) -> TrainingRun:
+def set_up(
+    config: Config, prepared: PreparedData, run_name: str | None, flow_run_id: str | None
+) -> TrainingRun:
     """Seeds, device, loaders, trainer and the run's folder (nothing is written to it yet)."""
     seed_everything(config.random_state, config.deterministic)
     device = pick_device(config.device)
@@ -130,7 +136,9 @@ def set_up(config: Config, prepared: PreparedData, run_name: str | None) -> Trai
     name = run_name or config.storage.run_name or new_run_name()
     uri = run_uri(config.storage.uri, config.storage.experiment, name)
     retention = Retention(config.checkpoint.keep_last, config.checkpoint.keep_best)
-    folder = RunFolder(open_store(uri, s3_settings(config.storage)), retention)
+    folder = RunFolder(
+        open_store(uri, s3_settings(config.storage)), retention, owner=default_owner(flow_run_id)
+    )
     return TrainingRun(
         config, name, data, trainer, TrainingState(trainer, config, steps_per_epoch), folder, steps_per_epoch
     )
@@ -177,10 +185,12 @@ def _hooks(
         committer.after_step(progress)
 
     def on_epoch_end(progress: Progress, metrics: dict[str, Any], _improved: bool) -> None:
-        committer.commit(scalars(metrics))
+        # The epoch's event files go first: uploads keep commit order, so once the epoch's manifest is in
+        # the store, its TensorBoard points are too.
         if tracker:
             tracker.epoch(progress.global_step, progress.epoch, metrics)
             run.folder.sync_tensorboard(tracker.log_dir)
+        committer.commit(scalars(metrics))
         bars.epoch_done(metrics)
         if on_epoch:
             on_epoch(progress, scalars(metrics))

@@ -1,6 +1,7 @@
 """Run folders: atomic commits recorded in the manifest, and retention enforced in the store."""
 
 import json
+from pathlib import Path
 
 import torch
 
@@ -46,3 +47,25 @@ def test_manifest_records_sha256_and_size_and_best_pointer(tmp_path):
     assert manifest["best"]["source"] == entry["key"]
     assert store.get_bytes("best_model.pth") == store.get_bytes(entry["key"])
     assert not [p for p in (tmp_path / "run").rglob("*.partial")]
+
+
+def test_an_epochs_event_files_reach_the_store_before_its_manifest(tiny_config, tmp_path, monkeypatch):
+    """Once a remote manifest names an epoch's checkpoint, that epoch's TensorBoard points are there too."""
+    from handgesture.training import run as run_module
+    from handgesture.training import run_training
+    from tests.recording import RecordingStore
+
+    stores: list[RecordingStore] = []
+
+    def recording(uri, s3=None):
+        stores.append(RecordingStore(Path(uri)))
+        return stores[-1]
+
+    monkeypatch.setattr(run_module, "open_store", recording)
+    run_training(tiny_config("train_params.epochs=2"), run_name="order")
+    puts = stores[0].puts()
+    for epoch in (1, 2):
+        checkpoint = next(i for i, key in enumerate(puts) if key.startswith(f"checkpoints/e{epoch:04d}-"))
+        manifest = next(i for i, key in enumerate(puts) if key == "manifest.json" and i > checkpoint)
+        events = [i for i, key in enumerate(puts) if key.startswith("tensorboard/") and i < manifest]
+        assert events and max(events) < checkpoint, puts  # the epoch's event files, then its commit

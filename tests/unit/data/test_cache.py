@@ -146,3 +146,31 @@ def test_training_reads_crops_from_the_cache(tiny_config, tmp_path):
     result = run_training(tiny_config(f"dataset.cache_dir={tmp_path / 'cache'}", "train_params.epochs=1"))
     assert result.epochs == 1 and 0.0 <= result.metrics["gesture/f1_score"] <= 1.0
     assert any((tmp_path / "cache").rglob("index.json"))
+
+
+def _race(samples, cache_dir) -> tuple[list, list]:
+    """Two threads prepare the same cache at the same moment: their origins, and any errors."""
+    import threading
+
+    start, results, errors = threading.Barrier(2), [], []
+
+    def prepare():
+        start.wait()
+        try:
+            results.append(prepare_cache(samples, (32, 32), cache_dir).origin)
+        except Exception as exc:  # noqa: BLE001 (any error is the failure this test looks for)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results, errors
+
+
+def test_two_preparers_of_one_cache_never_collide(data, tmp_path):
+    _, _, samples = data
+    for round_ in range(6):  # the race lost 1 time in 30 before the lock (ENOTEMPTY)
+        results, errors = _race(samples, tmp_path / f"cache-{round_}")
+        assert not errors and sorted(results) == ["prepared", "reused"], (errors, results)

@@ -1,5 +1,7 @@
 """Exact resume: training 2 epochs equals training 1 epoch, then resuming for 1, to the last bit."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -144,3 +146,33 @@ def test_what_reading_skipped_reaches_the_summary_and_its_printout(tiny_config, 
     ]
     print_summary(summary)
     assert "data:                  no annotation file for targets ['waving']" in capsys.readouterr().out
+
+
+def test_a_run_folder_in_use_by_another_live_run_is_refused_and_left_alone(tiny_config, tmp_path):
+    from handgesture.checkpoints.lease import RunFolderBusyError, RunLease
+    from handgesture.storage import open_store
+
+    config = tiny_config("train_params.epochs=1", "storage.run_name=shared")
+    first = run_training(config)
+    before = (Path(first.run_uri) / "manifest.json").read_bytes()
+    other = RunLease(open_store(first.run_uri), "flow-run-someone-else")
+    other.acquire()  # another run is writing this folder right now
+    with pytest.raises(RunFolderBusyError, match="flow-run-someone-else"):
+        run_training(config)
+    assert (Path(first.run_uri) / "manifest.json").read_bytes() == before
+    other.release()
+
+
+def test_a_resume_into_a_folder_that_already_holds_another_run_is_an_error(tiny_config):
+    from handgesture.errors import ConfigError
+
+    base = run_training(tiny_config("train_params.epochs=1"), run_name="base")
+    run_training(tiny_config("train_params.epochs=1"), run_name="taken")
+    with pytest.raises(ConfigError, match=r"already holds checkpoints of a run that started from scratch"):
+        run_training(tiny_config("train_params.epochs=2"), run_name="taken", resume=base.last_checkpoint)
+    # The same resume again (a retried task) continues that run's own folder.
+    resumed = run_training(
+        tiny_config("train_params.epochs=2"), run_name="again", resume=base.last_checkpoint
+    )
+    again = run_training(tiny_config("train_params.epochs=3"), run_name="again", resume=base.last_checkpoint)
+    assert again.resumed_from == resumed.resumed_from == base.last_checkpoint and again.epochs == 3

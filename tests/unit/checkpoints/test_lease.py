@@ -1,0 +1,124 @@
+"""A run folder has one owner: a second writer fails at once, a dead owner's lease is taken over, and what a
+stopped writer left behind (spooled uploads, temp files, half-deleted checkpoints) is finished or removed.
+Every test holds for a local folder and for S3 (moto_server)."""
+
+import errno
+import json
+import socket
+import subprocess
+import threading
+
+import pytest
+import torch
+
+from handgesture.checkpoints.lease import LEASE, LeaseLostError, RunFolderBusyError, RunLease
+from handgesture.checkpoints.run_folder import MANIFEST, RunFolder
+from handgesture.checkpoints.uploader import BackgroundUploader
+from handgesture.errors import StorageError
+from tests.unit.checkpoints.test_run_folder import fake_checkpoint
+
+
+def test_a_second_writer_fails_at_once_naming_the_folder_and_the_owner(store):
+    first = RunLease(store, "flow-run-aaa")
+    first.acquire()
+    with pytest.raises(RunFolderBusyError) as info:
+        RunLease(store, "flow-run-bbb").acquire()
+    assert store.root in str(info.value) and "flow-run-aaa" in str(info.value)
+    first.release()
+    assert store.read_versioned(LEASE) is None  # given back
+    RunLease(store, "flow-run-bbb").acquire()
+
+
+def test_a_stale_lease_and_ones_own_are_taken_over(store):
+    now = [1000.0]
+    RunLease(store, "lost-machine", ttl=60, clock=lambda: now[0]).acquire()  # never renewed again
+    now[0] += 61
+    taker = RunLease(store, "new-owner", ttl=60, clock=lambda: now[0])
+    taker.acquire()
+    assert json.loads(store.read_versioned(LEASE)[0])["owner"] == "new-owner"
+    again = RunLease(store, "new-owner", ttl=60, clock=lambda: now[0])  # a retry of the same flow run
+    again.acquire()
+    taker.renew()  # the first holder of that name now sees it is not its lease any more
+    with pytest.raises(LeaseLostError, match="taken over by new-owner"):
+        taker.check()
+
+
+def test_a_lease_of_a_process_on_this_host_that_is_gone_is_taken_over_at_once(store):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    record = {
+        "owner": "process-dead",
+        "host": socket.gethostname(),
+        "pid": dead.pid,
+        "renewed_at": 9e12,
+        "ttl": 60,
+    }
+    store.create_exclusive(json.dumps(record).encode(), LEASE)  # renewed "in the future": only the pid tells
+    RunLease(store, "process-next").acquire()
+    assert json.loads(store.read_versioned(LEASE)[0])["owner"] == "process-next"
+
+
+def test_a_writer_whose_lease_was_taken_stops_before_its_next_commit(store):
+    folder = RunFolder(store, owner="flow-run-first")
+    folder.commit(fake_checkpoint(1, 0.5), is_best=True)
+    _, version = store.read_versioned(LEASE)
+    stolen = {"owner": "flow-run-other", "host": "elsewhere", "pid": 1, "renewed_at": 9e12, "ttl": 60}
+    assert store.replace_if(json.dumps(stolen).encode(), LEASE, version)
+    folder.lease.renew()  # what the heartbeat does every ttl / 4
+    with pytest.raises(LeaseLostError):
+        folder.commit(fake_checkpoint(2, 0.6), is_best=True)
+    folder.close(timeout=60)
+    assert (
+        json.loads(store.read_versioned(LEASE)[0])["owner"] == "flow-run-other"
+    )  # not released by the loser
+
+
+def test_opening_a_folder_finishes_what_a_killed_writer_left(store, tmp_path):
+    folder = RunFolder(store, owner="first", spool_dir=tmp_path / "spool")
+    folder.commit(fake_checkpoint(1, 0.5), is_best=True)
+    folder.close(timeout=60)
+    store.put_bytes(b"torn", "checkpoints/e0009-s00000099.pth")  # written; its manifest never was (kill -9)
+    if store.local_path(MANIFEST) is not None:
+        (tmp_path / "runs" / "checkpoints" / ".e0002.pth.abc.partial").write_bytes(b"half")
+    else:  # a remote folder: a committed checkpoint that only reached the local spool
+        spooled = _spool(tmp_path / "spool", store, fake_checkpoint(12, 0.9))
+    reopened = RunFolder(store, owner="second", spool_dir=tmp_path / "spool")
+    keys = store.list()
+    assert "checkpoints/e0009-s00000099.pth" not in keys  # no manifest entry names it: never committed
+    assert not [k for k in keys if k.endswith(".partial")]
+    if store.local_path(MANIFEST) is None:
+        assert spooled in keys and "best_model.pth" in keys and list((tmp_path / "spool").iterdir()) == []
+        assert [e["key"] for e in reopened.manifest["checkpoints"]][-1] == spooled
+    reopened.close(timeout=60)
+
+
+def _spool(spool_dir, store, checkpoint) -> str:
+    """Commit through an uploader that never uploads: what the spool holds after a kill -9."""
+    from handgesture.checkpoints import format as ckpt_format
+
+    blocked = threading.Event()
+    uploader = BackgroundUploader(store, spool_dir)
+    uploader._run = lambda job: blocked.wait()  # the upload never happens
+    key = "checkpoints/e0001-s00000012.pth"
+    uploader.put_bytes(ckpt_format.to_bytes(checkpoint), [key, "best_model.pth"])
+    manifest = json.loads(store.get_bytes(MANIFEST))
+    manifest["checkpoints"].append({"key": key, "uri": store.uri(key), "epoch": 1, "metrics": {}})
+    uploader.put_bytes(json.dumps(manifest).encode(), [MANIFEST])
+    uploader._spooler.shutdown(wait=True)  # both copies are in the spool, in commit order
+    return key
+
+
+def test_a_full_spool_disk_names_only_copies_that_exist(tmp_path, monkeypatch):
+    from handgesture.storage import open_store
+
+    uploader = BackgroundUploader(open_store(str(tmp_path / "remote")), tmp_path / "spool")
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", full)
+    uploader.put_bytes(torch.zeros(1).numpy().tobytes(), ["checkpoints/x.pth"])
+    uploader._spooler.shutdown(wait=True)
+    with pytest.raises(StorageError) as info:
+        uploader.check()
+    assert "local copies kept until uploaded: none" in str(info.value)
