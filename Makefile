@@ -11,7 +11,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= handgesture
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: install demo demo-s3 test lint tensorboard clean
+.PHONY: install demo demo-s3 test lint mutants tensorboard clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+
+# Break each README guarantee on purpose in a copy of the tree; the tests its row names must fail.
+mutants: $(STAMP)
+	$(BIN)/python scripts/mutants.py
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs

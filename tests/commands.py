@@ -39,6 +39,22 @@ def run_flow_command(command: str, *extra: str):
     return main(words[2:] + list(extra))
 
 
+def run_cli_command(command: str, cwd: Path) -> str:
+    """A printed `handgesture ...` command, run as the installed command in `cwd`; returns its stdout."""
+    env, words = split_env(command)
+    assert words[0] == "handgesture", command
+    done = subprocess.run(
+        [str(BIN / "handgesture"), *words[1:]],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
 def serve_tensorboard(command: str, expected: set[str], deadline: float = 120.0) -> set[str]:
     """Start the printed tensorboard command (on a free port); the run folders it serves scalars of, once
     `expected` are among them (or the deadline passed)."""

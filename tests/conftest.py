@@ -54,3 +54,26 @@ def tiny_config(tiny_overrides):
         return load_config("configs/demo.yaml", tiny_overrides + list(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One tiny model trained for an epoch on data with a test split: what evaluate, predict and export use.
+
+    Returns the run's summary and the dotlist overrides it was trained with."""
+    from handgesture.config import load_config
+    from handgesture.data.synthetic import generate_synthetic
+    from handgesture.training import run_training
+    from tests.tiny import tiny_dotlist
+
+    root = tmp_path_factory.mktemp("trained")
+    data = generate_synthetic(
+        root / "data", per_class=6, users=4, frame_size=(160, 120), seed=5, test_per_class=3
+    )
+    overrides = [
+        *tiny_dotlist(data),
+        f"dataset.test_annotations={data['test_annotations']}",
+        f"storage.uri={root / 'runs'}",
+        "train_params.epochs=1",
+    ]
+    return run_training(load_config("configs/demo.yaml", overrides), run_name="trained"), overrides

@@ -3,6 +3,7 @@ remote, so a run folder on it takes the background upload path, as with S3."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -14,11 +15,14 @@ class RecordingStore(LocalStore):
         super().__init__(root)
         self.remote = remote
         self.events: list[tuple[str, str]] = []  # ("put" | "delete", key), in the order they happened
+        self.manifests: list[tuple[int, dict]] = []  # (index in events, content) of each manifest written
         self._lock = threading.Lock()
 
     def _record(self, what: str, key: str) -> None:
         with self._lock:
             self.events.append((what, key))
+            if what == "put" and key == "manifest.json":
+                self.manifests.append((len(self.events) - 1, json.loads(self.get_bytes(key))))
 
     def put_file(self, local_path: Path, key: str) -> None:
         super().put_file(local_path, key)

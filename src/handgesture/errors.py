@@ -54,3 +54,7 @@ class StorageCredentialsError(StorageError, InputError): ...
 
 
 class ChecksumMismatchError(StorageError, InputError): ...
+
+
+class ExportError(RuntimeError):
+    """An exported model does not reproduce the PyTorch model's outputs (or could not be written)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from handgesture.checkpoints.locate import resolve_checkpoint
+from handgesture.checkpoints.locate import Resolved, resolve_checkpoint
 from handgesture.errors import CheckpointError
 from handgesture.models import build_model, layout_problems
 from handgesture.storage import S3Settings
@@ -25,11 +25,16 @@ class LoadedModel:
     uri: str
     epoch: int
     metrics: dict[str, float]
+    sha256: str  # of the checkpoint file it came from
 
 
 def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | None = None) -> LoadedModel:
     """The model a checkpoint (or a run folder's newest checkpoint) holds, in eval mode on `device`."""
-    resolved = resolve_checkpoint(uri, s3)
+    return model_of(resolve_checkpoint(uri, s3), device)
+
+
+def model_of(resolved: Resolved, device: str | torch.device = "cpu") -> LoadedModel:
+    """The model of a checkpoint already resolved (when its other contents are wanted too)."""
     checkpoint = resolved.checkpoint
     name, classes, size = _shape(checkpoint, resolved.uri)
     model = build_model(name, len(classes), image_size=size[0])
@@ -48,6 +53,7 @@ def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | No
         uri=resolved.uri,
         epoch=int(checkpoint.get("epoch", 0)),
         metrics=dict(checkpoint.get("metrics", {})),
+        sha256=resolved.sha256,
     )
 
 

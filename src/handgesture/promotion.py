@@ -19,10 +19,10 @@ from handgesture.config import Config
 from handgesture.data.loaders import Batches, build_test_batches, build_val_batches
 from handgesture.data.prepare import PreparedData, prepare_data
 from handgesture.errors import InputError
+from handgesture.evaluation import ModelDoesNotFitError, check_fits, score
 from handgesture.inference import load_model
 from handgesture.metrics import BEST_METRIC
 from handgesture.storage import S3Settings, open_store
-from handgesture.training.engine import Trainer, evaluate
 from handgesture.training.setup import pick_device
 from handgesture.training.summary import RunSummary
 
@@ -66,20 +66,13 @@ def evaluate_checkpoints(
     scores = {}
     for uri in uris:
         loaded = load_model(uri, device, s3)
-        for what, theirs, ours in (
-            ("classes", loaded.class_names, list(config.dataset.targets)),
-            ("image size", loaded.image_size, list(config.dataset.image_size)),
-        ):
-            if list(theirs) != ours:
-                raise PromotionError(
-                    f"{uri} was trained for {what} {theirs}, but the validation split uses {ours}: "
-                    "the two models cannot be compared on one split"
-                )
-        trainer = Trainer(loaded.model, None, None, None, device, len(config.dataset.targets))  # type: ignore[arg-type]
-        trainer.metric_average = config.metric_params.average
-        trainer.metric_names = tuple(config.metric_params.metrics)
+        try:
+            check_fits(loaded, config)
+        except ModelDoesNotFitError as exc:
+            raise PromotionError(f"{exc}: the two models cannot be compared on one split") from None
         scores[uri] = {
-            name: float(evaluate(trainer, batches())[BEST_METRIC]) for name, batches in splits.items()
+            name: float(score(loaded.model, config, device, batches)[BEST_METRIC])
+            for name, batches in splits.items()
         }
     return scores
 

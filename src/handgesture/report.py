@@ -5,7 +5,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from handgesture.metrics import METRIC_NAMES
+from handgesture.evaluation import EvaluationReport
+from handgesture.metrics import HEADS, METRIC_NAMES
 from handgesture.promotion import PromotionDecision
 from handgesture.training.summary import RunSummary
 
@@ -17,6 +18,23 @@ def resume_command(result: RunSummary, checkpoint_uri: str) -> str:
     reach its storage (endpoint, block name) go along, since they are needed to read it."""
     extra = "".join(f" {shlex.quote(o)}" for o in result.storage_overrides)
     return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {result.epochs + 5}{extra}"
+
+
+def evaluate_command(result: RunSummary, checkpoint_uri: str) -> str:
+    """Its metrics on the held-out split: the checkpoint names its data; storage settings go along."""
+    extra = "".join(f" {shlex.quote(o)}" for o in result.storage_overrides)
+    return f"handgesture evaluate {shlex.quote(checkpoint_uri)}{extra}"
+
+
+def export_command(result: RunSummary, weights_uri: str) -> str:
+    """An ONNX model of the best weights, with its preprocessing inside."""
+    flags = {"storage.endpoint_url": "--endpoint-url", "storage.block": "--block"}
+    extra = "".join(
+        f" {flags[key]} {shlex.quote(value)}"
+        for key, value in (o.split("=", 1) for o in result.storage_overrides)
+        if key in flags
+    )
+    return f"handgesture export {shlex.quote(weights_uri)} --format onnx{extra}"
 
 
 def tensorboard_command(result: RunSummary) -> str:
@@ -60,6 +78,7 @@ def render_report(result: RunSummary, model_name: str) -> str:
         f"```\n{resume_command(result, best)}\n```" if best else "No checkpoint was committed.",
         "",
         f"TensorBoard: `{tensorboard_command(result)}`",
+        *_use_section(result),
     ]
     return "\n".join(lines)
 
@@ -67,6 +86,16 @@ def render_report(result: RunSummary, model_name: str) -> str:
 def test_metrics(result: RunSummary) -> dict[str, float]:
     """The test split's metrics (of the final model), without their `test/` prefix; empty without a split."""
     return {k.removeprefix("test/"): v for k, v in result.metrics.items() if k.startswith("test/")}
+
+
+def _use_section(result: RunSummary) -> list[str]:
+    best = result.best_or_last
+    if not best:
+        return []
+    lines = ["", "## Use the model", "", f"```\n{evaluate_command(result, best)}"]
+    if result.best_weights:
+        lines.append(export_command(result, result.best_weights))
+    return [*lines, "```"]
 
 
 def _test_section(result: RunSummary) -> list[str]:
@@ -106,6 +135,9 @@ def print_summary(result: RunSummary) -> None:
     print(f"best checkpoint:       {best}")
     if best:
         print(f"resume from it:        {resume_command(result, best)}")
+        print(f"evaluate it:           {evaluate_command(result, best)}")
+    if result.best_weights:
+        print(f"export it:             {export_command(result, result.best_weights)}")
     print(f"open TensorBoard:      {tensorboard_command(result)}")
 
 
@@ -129,3 +161,36 @@ def promotion_report(decision: PromotionDecision) -> str:
     return "\n".join(
         [f"## {title}", "", decision.reason, "", *table, "", f"pointer: `{decision.pointer}`", ""]
     )
+
+
+def render_evaluation(report: EvaluationReport) -> str:
+    """An evaluation as markdown: weighted scores of both heads, then the gesture head class by class."""
+    names = [name for name in METRIC_NAMES if name in report.weighted["gesture"]]
+    lines = [
+        f"# {report.model_name} (epoch {report.epoch}) on the {report.split} split",
+        "",
+        f"checkpoint `{report.checkpoint}` (sha256 {report.sha256[:12]}), {report.samples} hands",
+        *[f"- {note}" for note in report.notes],
+        "",
+        "| head | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+        *[
+            f"| {head} | "
+            + " | ".join(f"{report.weighted[head].get(n, float('nan')):.4f}" for n in names)
+            + " |"
+            for head in HEADS
+        ],
+        "",
+        "| gesture | precision | recall | f1_score | support |",
+        "| --- | --- | --- | --- | --- |",
+        *[_class_row(row) for row in report.per_class["gesture"]],
+        "",
+        *[f"- {what}: `{where}`" for what, where in report.files.items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _class_row(row: dict[str, Any]) -> str:
+    scores = " | ".join(f"{row[name]:.4f}" for name in ("precision", "recall", "f1_score"))
+    return f"| {row['class']} | {scores} | {row['support']} |"

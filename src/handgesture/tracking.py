@@ -9,11 +9,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from torch.utils.tensorboard import SummaryWriter
 
-matplotlib.use("Agg")  # no display on training machines
-import matplotlib.pyplot as plt  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from handgesture.figures import confusion_figure
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +57,3 @@ class Tracker:
 
     def close(self) -> None:
         self.writer.close()
-
-
-def confusion_figure(matrix: list[list[int]], class_names: list[str]):
-    size = max(4.0, 0.45 * len(class_names))
-    figure, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(matrix, cmap="Blues")
-    peak = max((max(row) for row in matrix), default=0)
-    for row, counts in enumerate(matrix):  # the counts themselves, readable on light and dark cells
-        for column, count in enumerate(counts):
-            if count:
-                colour = "white" if count > peak / 2 else "black"
-                axis.text(column, row, str(count), ha="center", va="center", fontsize=6, color=colour)
-    axis.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
-    axis.set_yticks(range(len(class_names)), class_names, fontsize=7)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    figure.tight_layout()
-    return figure

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,9 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_finishes_identically
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "TrainingPreempted" in err and "stopped on SIGTERM after committing" in err
+    committed = re.search(r"stopped on SIGTERM after committing (\S+\.pth)", err)[1]
+    newest = json.loads((run / "manifest.json").read_text())["checkpoints"][-1]
+    assert committed == newest["uri"] and Path(committed).is_file()  # the step it stopped at is committed
     every_checkpoint_loads(run)
 
     rerun = start_worker(overrides, "preempted")

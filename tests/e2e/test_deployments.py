@@ -22,6 +22,7 @@ POOL = "handgesture-gpu"
 KINDS = {POOL: "process", "handgesture-docker": "docker", "handgesture-kubernetes": "kubernetes"}
 TRAIN = "train-hand-gesture-classifier/train"
 RETRAIN = "retrain-hand-gesture-classifier/scheduled-retrain"
+EVALUATE = "evaluate-hand-gesture-classifier/evaluate"
 EXPERIMENT = "e2e"
 
 
@@ -176,7 +177,7 @@ def lineage_parent(s3_server, checkpoint_uri: str) -> str | None:
 
 def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(prefect_server):
     deployments = {d["name"]: d for d in prefect_server.api("POST", "/deployments/filter", json={}).json()}
-    assert set(deployments) == {"train", "scheduled-retrain", "train-from-git"}
+    assert set(deployments) == {"train", "scheduled-retrain", "evaluate", "train-from-git"}
     retrain = deployments["scheduled-retrain"]
     [schedule] = retrain["schedules"]
     assert schedule["active"]
@@ -187,7 +188,7 @@ def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(pref
         assert deployment["work_pool_name"] == POOL
         assert deployment["enforce_parameter_schema"]
         assert deployment["job_variables"]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
-    for name in ("train", "scheduled-retrain"):
+    for name in ("train", "scheduled-retrain", "evaluate"):
         [step] = deployments[name]["pull_steps"]
         assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(
             prefect_server.env["HANDGESTURE_REPO_DIR"]
@@ -228,7 +229,9 @@ def test_server_rejects_bad_parameters_before_a_run_exists(prefect_server):
     assert count() == before
 
 
-def test_train_to_s3_then_resume_by_flow_run_reference(prefect_server, worker, params, s3_server):
+def test_train_to_s3_then_resume_by_flow_run_reference_then_evaluate(
+    prefect_server, worker, params, s3_server, tmp_path
+):
     train, resume = find(by_hand(), "prefect", "deployment", "run", TRAIN)
     # Deliberately weak first model (lr 1e-4, 1 epoch): it is also the incumbent of the promotion test.
     command = with_test_params(train, [*params.overrides, "optimizer.lr=0.0001"], storage=params.storage)
@@ -268,6 +271,21 @@ def test_train_to_s3_then_resume_by_flow_run_reference(prefect_server, worker, p
     assert lineage_parent(s3_server, second["last"]) == first["last"]
     assert json.loads(s3_object(s3_server, f"{second['run']}/manifest.json"))["parent"] == first["last"]
     assert second["last"].endswith(".pth") and "/checkpoints/e0002-" in second["last"]
+
+    # The evaluate deployment as the docs print it, on the resumed run's best (out: not the checkout).
+    [evaluate] = find(by_hand(), "prefect", "deployment", "run", EVALUATE)
+    command = [word.replace("<flow-run-id>", second_id) for word in evaluate]
+    evaluation_id = prefect_server.run_command(
+        with_test_params(command, [params.endpoint_override], out=str(tmp_path / "evaluation"))
+    )
+    completed(prefect_server, evaluation_id)
+    report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
+    assert (
+        report["checkpoint"] == second["best"] and report["split"] == "val"
+    )  # the tiny data has no test split
+    assert {f"{EXPERIMENT}-evaluation", f"{EXPERIMENT}-evaluation-per-class"} <= set(
+        artifacts(prefect_server, evaluation_id)
+    )
 
 
 def test_a_worker_without_the_checkout_runs_the_clone(prefect_server, worker, params):

@@ -1,11 +1,12 @@
 """The commands a finished run prints (its summary, the same ones in its report) work when run as printed."""
 
 import asyncio
+import json
 
 import pytest
 import torch
 
-from tests.commands import printed, run_flow_command, serve_tensorboard
+from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard
 from tests.flow.test_flow import _artifacts
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,16 @@ def test_the_summary_and_report_commands_continue_the_run_and_open_tensorboard(
     resume, tensorboard = printed(output, "resume from it:"), printed(output, "open TensorBoard:")
     flow_run_id = torch.load(first.last_checkpoint, weights_only=True)["lineage"]["flow_run_id"]
     report = next(a.data for a in asyncio.run(_artifacts(flow_run_id)) if a.key == "demo-report")
-    assert resume in report and tensorboard in report  # the report prints the same commands
+    evaluate, export = printed(output, "evaluate it:"), printed(output, "export it:")
+    for command in (resume, tensorboard, evaluate, export):  # the report prints the same commands
+        assert command in report
+
+    evaluated = json.loads(run_cli_command(evaluate, tmp_path))
+    assert evaluated["checkpoint"] == first.best_checkpoint and evaluated["split"] == "val"
+    assert (tmp_path / evaluated["files"]["report"]).is_file()
+    exported = json.loads(run_cli_command(export, tmp_path))
+    assert exported["path"] == "model.onnx" and (tmp_path / "model.onnx").is_file()
+    assert json.loads((tmp_path / "model.json").read_text())["source"]["uri"] == first.best_weights
 
     continued = run_flow_command(resume)  # no config, no overrides: the checkpoint knows them
     assert continued.resumed_from == first.best_checkpoint

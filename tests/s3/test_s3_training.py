@@ -360,7 +360,9 @@ def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_con
 
     # `/best`: that run's best_model.pth, whichever epoch it was.
     best_epoch = s3_manifest(s3_env, first.run_uri)["best"]["epoch"]
-    from_best = _resume(tiny_config, s3_env, bucket, ref + "/best", epochs=best_epoch + 1, experiment="from-best")
+    from_best = _resume(
+        tiny_config, s3_env, bucket, ref + "/best", epochs=best_epoch + 1, experiment="from-best"
+    )
     _assert_lineage(s3_env, from_best, first.best_checkpoint, best_epoch + 1, steps)
 
 

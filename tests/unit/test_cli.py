@@ -27,3 +27,9 @@ def test_synth_command_writes_hagrid_v2(tmp_path, capsys):
     written = json.loads(capsys.readouterr().out)
     found = read_annotations(written["annotations"], written["dataset"], HAGRID_V2_TARGETS)
     assert {s.leading_hand for s in found.samples} == {-1} and len(found.samples) >= len(HAGRID_V2_TARGETS)
+
+
+def test_synth_reports_bad_arguments_in_one_line_with_status_2(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "out"), "--per-class", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "per_class" in err and "Traceback" not in err

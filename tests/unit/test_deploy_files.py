@@ -56,6 +56,7 @@ def test_prefect_yaml_deploys_what_the_docs_list():
     assert set(deployments) == {
         "train",
         "scheduled-retrain",
+        "evaluate",
         "train-docker",
         "train-kubernetes",
         "train-from-git",

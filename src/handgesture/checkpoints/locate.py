@@ -8,6 +8,7 @@ current best, followed through its `best.json` pointer).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -40,6 +41,7 @@ RESUME_FORMS = (
 class Resolved:
     uri: str
     checkpoint: dict[str, Any]
+    sha256: str  # of the file as stored: what an exported model names as its source
 
 
 def default_cache_dir() -> Path:
@@ -77,7 +79,8 @@ def _load_named(store: Store, key: str, cache_dir: Path) -> Resolved:
         path = cached_download(store, key, cache_dir, sha256=entry["sha256"] if entry else None)
     except ChecksumMismatchError as exc:
         raise CheckpointError(f"resume checkpoint {uri} failed verification: {exc}") from None
-    return Resolved(uri, upgrade(from_bytes(path.read_bytes(), uri), uri))
+    data = path.read_bytes()
+    return Resolved(uri, upgrade(from_bytes(data, uri), uri), hashlib.sha256(data).hexdigest())
 
 
 def _load_newest(store: Store, cache_dir: Path) -> Resolved:

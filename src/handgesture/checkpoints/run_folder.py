@@ -3,6 +3,7 @@
 Layout of `<storage>/<experiment>/<run>/`:
     checkpoints/e0003-s00000120.pth   every committed checkpoint (retention keeps last N and best K)
     best_model.pth                    the best checkpoint so far (the tutorial's file name)
+    best_weights.pth                  its weights alone (weights.py), for consumers of the model
     manifest.json                     sha256, size, epoch, step and metrics of each checkpoint; written last
     config.yaml                       the resolved config
     tensorboard/                      event files
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlparse
 from handgesture.checkpoints.format import read_record, to_bytes, write_record
 from handgesture.checkpoints.lease import RunLease
 from handgesture.checkpoints.uploader import BackgroundUploader, recover_spool
+from handgesture.checkpoints.weights import BEST_WEIGHTS, slim_weights
 from handgesture.errors import InvalidStorageURIError
 from handgesture.metrics import BEST_METRIC, scalars
 from handgesture.storage import Store, root_uri
@@ -100,7 +102,8 @@ class RunFolder:
         return self.store.root
 
     def commit(self, checkpoint: dict[str, Any], *, is_best: bool) -> dict[str, Any]:
-        """Write the checkpoint (and best_model.pth), then the manifest: visible only once complete."""
+        """Write the checkpoint (and best_model.pth and best_weights.pth), then the manifest: visible only
+        once complete."""
         if self.lease:
             self.lease.check()
         data = to_bytes(checkpoint)
@@ -120,6 +123,7 @@ class RunFolder:
         self._put(data, [key, BEST] if is_best else [key])
         if is_best:
             self.manifest["best"] = {**entry, "key": BEST, "uri": self.store.uri(BEST), "source": key}
+            self.manifest["best_weights"] = self._put_best_weights(checkpoint, entry)
         self.manifest["checkpoints"] = [e for e in self.manifest["checkpoints"] if e["key"] != key] + [entry]
         doomed = self._apply_retention()
         self.write_manifest()
@@ -127,6 +131,18 @@ class RunFolder:
         for stale in doomed:
             self._delete(stale)
         return entry
+
+    def _put_best_weights(self, checkpoint: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        data = to_bytes(slim_weights(checkpoint))
+        self._put(data, [BEST_WEIGHTS])
+        return {
+            **entry,
+            "key": BEST_WEIGHTS,
+            "uri": self.store.uri(BEST_WEIGHTS),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "source": entry["key"],
+        }
 
     def _put(self, data: bytes, keys: list[str]) -> None:
         if self.uploader is None:
@@ -197,9 +213,11 @@ def read_manifest(store: Store) -> dict[str, Any] | None:
 
 
 def manifest_entry(manifest: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """The manifest's record of `key`: a checkpoint, or best_model.pth."""
+    """The manifest's record of `key`: a checkpoint, best_model.pth or best_weights.pth."""
     if key == BEST:
         return manifest.get("best")
+    if key == BEST_WEIGHTS:
+        return manifest.get("best_weights")
     return next((e for e in manifest["checkpoints"] if e["key"] == key), None)
 
 

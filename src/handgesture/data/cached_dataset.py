@@ -96,4 +96,9 @@ class CachedCropDataset(Dataset):
         image = crop_window(self._square(offset, length, side), x0, y0, sub, fitted)
         if fitted != self.image_size:
             image = F.pad(image, pad_offsets(fitted, self.image_size))
-        return {"image": image, "gesture": sample.gesture, "leading_hand": sample.leading_hand}
+        return {
+            "image": image,
+            "gesture": sample.gesture,
+            "leading_hand": sample.leading_hand,
+            "index": index,
+        }

@@ -75,7 +75,12 @@ class HandCropDataset(Dataset):
         _, frame_h, frame_w = frame.shape
         crop = square_crop_box(sample.box, frame_w, frame_h, scale)
         image = resize_and_pad(crop_square(frame, crop), self.image_size)
-        return {"image": image, "gesture": sample.gesture, "leading_hand": sample.leading_hand}
+        return {
+            "image": image,
+            "gesture": sample.gesture,
+            "leading_hand": sample.leading_hand,
+            "index": index,
+        }
 
 
 class EpochSampler(Sampler):
@@ -110,19 +115,24 @@ class EpochSampler(Sampler):
 
 
 def collate_skipping(batch) -> dict:
-    """Stack the readable items; ``skipped`` counts the unreadable (None) ones."""
+    """Stack the readable items; ``skipped`` counts the unreadable (None) ones. ``index`` is each item's
+    position in the dataset (what an evaluation report names its examples by)."""
     items = [item for item in batch if item is not None]
     skipped = len(batch) - len(items)
     if not items:
         empty = torch.zeros(0, dtype=torch.long)
         images = torch.zeros((0, 3, 0, 0), dtype=torch.uint8)
-        return {"image": images, "gesture": empty, "leading_hand": empty.clone(), "skipped": skipped}
-    return {
-        "image": torch.stack([item["image"] for item in items]),
-        "gesture": torch.tensor([item["gesture"] for item in items], dtype=torch.long),
-        "leading_hand": torch.tensor([item["leading_hand"] for item in items], dtype=torch.long),
-        "skipped": skipped,
+        return {
+            "image": images,
+            "gesture": empty,
+            "leading_hand": empty.clone(),
+            "index": empty.clone(),
+            "skipped": skipped,
+        }
+    labels = {
+        key: torch.tensor([item[key] for item in items]) for key in ("gesture", "leading_hand", "index")
     }
+    return {"image": torch.stack([item["image"] for item in items]), **labels, "skipped": skipped}
 
 
 def make_loader(

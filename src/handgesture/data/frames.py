@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.io import ImageReadMode, decode_image, read_file
 
 # HaGRID's frames are 1920 x 1080 (2 megapixels); anything past 64 megapixels is not a photo of a hand.
 MAX_FRAME_PIXELS = 64 * 1024 * 1024
@@ -16,7 +16,8 @@ class UnreadableFrame(Exception):
 
 
 def read_frame(path: str) -> torch.Tensor:
-    """The frame at `path` as uint8 [3, H, W]; UnreadableFrame when it cannot or must not be decoded."""
+    """The frame at `path` (JPEG or PNG) as uint8 RGB [3, H, W]; UnreadableFrame when it cannot or must not
+    be decoded."""
     try:
         with Image.open(path) as header:  # reads the header only: the size, before any pixel is decoded
             width, height = header.size
@@ -27,7 +28,7 @@ def read_frame(path: str) -> torch.Tensor:
             f"{path}: {width} x {height} pixels, over the limit of {MAX_FRAME_PIXELS} (a decompression bomb?)"
         )
     try:
-        return decode_jpeg(read_file(path), mode=ImageReadMode.RGB)
+        return decode_image(read_file(path), mode=ImageReadMode.RGB)  # HaGRID's JPEGs, and PNGs
     except (RuntimeError, OSError, ValueError) as exc:
         raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
 

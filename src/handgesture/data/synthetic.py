@@ -27,6 +27,7 @@ from handgesture.data.synthetic_drawing import (
     jitter,
     place,
 )
+from handgesture.errors import ConfigError
 from handgesture.labels import HAGRID_TARGETS, NO_GESTURE
 
 log = logging.getLogger(__name__)
@@ -130,17 +131,17 @@ def generate_synthetic(
     """
     width, height = frame_size
     if per_class < 1 or users < 1 or test_per_class < 0:
-        raise ValueError(
+        raise ConfigError(
             f"need per_class >= 1, users >= 1, test_per_class >= 0; got {per_class}, {users}, "
             f"{test_per_class}"
         )
     if width < 64 or height < 64:
-        raise ValueError(f"frame_size must be at least 64 x 64 (W, H), got {frame_size}")
+        raise ConfigError(f"frame_size must be at least 64 x 64 (W, H), got {frame_size}")
     if version not in (1, 2):
-        raise ValueError(f"version must be 1 or 2 (HaGRID's annotation formats), got {version}")
+        raise ConfigError(f"version must be 1 or 2 (HaGRID's annotation formats), got {version}")
     gestures = [name for name in targets if name != NO_GESTURE]
     if not gestures:
-        raise ValueError(f"targets must name at least one gesture besides {NO_GESTURE!r}, got {targets}")
+        raise ConfigError(f"targets must name at least one gesture besides {NO_GESTURE!r}, got {targets}")
     if version == 2 and NO_GESTURE in targets:
         gestures.append(NO_GESTURE)
     out, rng, nprng = Path(out_dir), random.Random(seed), np.random.default_rng(seed)

@@ -103,9 +103,15 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
     return progress.epoch_loss_sum / max(progress.epoch_batches, 1)
 
 
+Observer = Callable[[dict, dict[str, torch.Tensor]], None]  # (the batch as loaded, the model's outputs)
+
+
 @torch.no_grad()
-def evaluate(trainer: Trainer, batches: Iterable[dict]) -> dict[str, Any]:
-    """Weighted accuracy / F1 / precision / recall for both heads, plus the gesture confusion matrix."""
+def evaluate(trainer: Trainer, batches: Iterable[dict], observe: Observer | None = None) -> dict[str, Any]:
+    """Weighted accuracy / F1 / precision / recall for both heads, plus both heads' confusion matrices.
+
+    The one evaluation pass: training's validation and test, promotion and `handgesture evaluate` all run
+    it; `observe` sees each batch with its outputs (what an evaluation report picks its examples from)."""
     trainer.model.eval()
     metrics = {
         head: HeadMetrics(n, trainer.device, trainer.metric_average, trainer.metric_names)
@@ -121,10 +127,13 @@ def evaluate(trainer: Trainer, batches: Iterable[dict]) -> dict[str, Any]:
             outputs = trainer.model(images)
         for head in HEADS:
             metrics[head].update(outputs[head].float(), targets[head])
+        if observe:
+            observe(batch, {head: outputs[head].float() for head in HEADS})
     result: dict[str, Any] = {"skipped_images": skipped}
     for head in HEADS:
         result.update({f"{head}/{name}": value for name, value in metrics[head].compute().items()})
     result["confusion_matrix"] = metrics["gesture"].confusion()
+    result["leading_hand_confusion_matrix"] = metrics["leading_hand"].confusion()
     return result
 
 

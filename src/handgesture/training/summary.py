@@ -29,6 +29,7 @@ class RunSummary:
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
     storage_overrides: list[str] = field(default_factory=list)  # what a resume needs to reach the storage
     metric_name: str = BEST_METRIC
+    best_weights: str | None = None  # best_weights.pth: the best checkpoint's weights alone
 
     @property
     def best_or_last(self) -> str | None:
@@ -69,6 +70,7 @@ def summarize(
         resumed_from=resumed_from,
         finetune_skipped=finetune_skipped,
         storage_overrides=storage_overrides(config),
+        best_weights=run.manifest["best_weights"]["uri"] if run.manifest.get("best_weights") else None,
     )
 
 

@@ -73,8 +73,43 @@ def test_rng_round_trip_restores_every_stream():
     state = ckpt.capture_rng()
     expected = (random.random(), np.random.rand(), torch.rand(1))
     ckpt.restore_rng(state)
-    assert (random.random(), np.random.rand()) == expected[:2]
-    assert torch.equal(torch.rand(1), expected[2])
+    assert random.random() == expected[0], "python stream"
+    assert np.random.rand() == expected[1], "numpy stream"
+    assert torch.equal(torch.rand(1), expected[2]), "torch stream"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU check runs it)")
+def test_rng_round_trip_restores_the_cuda_stream():
+    state = ckpt.capture_rng()
+    expected = torch.rand(4, device="cuda")
+    ckpt.restore_rng(state)
+    assert torch.equal(torch.rand(4, device="cuda"), expected), "cuda stream"
+
+
+def test_a_restore_brings_back_optimizer_scheduler_and_scaler_state():
+    from handgesture.config import load_config
+    from handgesture.training.setup import build_trainer
+
+    config = load_config(None, ["model.name=MobileNetV3_small", "dataset.image_size=[32,32]"])
+    source = build_trainer(config, torch.device("cpu"), steps_per_epoch=5)
+    source.scaler = torch.amp.GradScaler("cpu", init_scale=1234.0)  # enabled, so it has state to lose
+    outputs = source.model(torch.rand(4, 3, 32, 32))
+    (outputs["gesture"].sum() + outputs["leading_hand"].sum()).backward()
+    source.optimizer.step()  # momentum buffers
+    for _ in range(3):
+        source.scheduler.step()
+    source.progress.global_step = 3
+    checkpoint = ckpt.TrainingState(source, config, 5).dump({})
+    target = build_trainer(config, torch.device("cpu"), steps_per_epoch=5)
+    target.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    ckpt.TrainingState(target, config, 5).restore(checkpoint, "test")
+    assert target.optimizer.state_dict()["state"], "optimizer state (momentum) restored"
+    restored, saved = target.optimizer.state_dict()["state"], source.optimizer.state_dict()["state"]
+    assert all(torch.equal(restored[i]["momentum_buffer"], saved[i]["momentum_buffer"]) for i in saved)
+    assert target.scheduler.state_dict() == source.scheduler.state_dict(), "scheduler state restored"
+    assert target.optimizer.param_groups[0]["lr"] == source.optimizer.param_groups[0]["lr"]
+    assert target.scaler.get_scale() == 1234.0, "grad scaler state restored"
 
 
 def test_newest_torn_checkpoint_is_skipped_for_the_last_complete_one(trained, tmp_path):

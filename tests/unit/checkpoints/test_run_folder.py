@@ -1,12 +1,14 @@
 """Run folders: atomic commits recorded in the manifest, and retention enforced in the store."""
 
+import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from handgesture.checkpoints.format import to_bytes
-from handgesture.checkpoints.run_folder import Retention, RunFolder
+from handgesture.checkpoints.run_folder import Retention, RunFolder, manifest_entry, read_manifest
 from handgesture.storage import open_store
 
 
@@ -69,3 +71,43 @@ def test_an_epochs_event_files_reach_the_store_before_its_manifest(tiny_config, 
         manifest = next(i for i, key in enumerate(puts) if key == "manifest.json" and i > checkpoint)
         events = [i for i, key in enumerate(puts) if key.startswith("tensorboard/") and i < manifest]
         assert events and max(events) < checkpoint, puts  # the epoch's event files, then its commit
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "background-upload"])
+def test_commit_writes_the_checkpoint_then_the_best_files_then_a_manifest_naming_only_written_objects(
+    tmp_path, remote
+):
+    from tests.recording import RecordingStore
+
+    store = RecordingStore(tmp_path / "run", remote=remote)
+    run = RunFolder(store, Retention(keep_last=1, keep_best=1), spool_dir=tmp_path / "spool")
+    for step, f1 in ((10, 0.5), (20, 0.7), (30, 0.6)):
+        run.commit(fake_checkpoint(step, f1), is_best=f1 == 0.7 or step == 10)
+    run.close(timeout=60)
+    puts = store.puts()
+    first = puts.index("checkpoints/e0001-s00000010.pth")
+    best_first = ["checkpoints/e0001-s00000010.pth", "best_model.pth", "best_weights.pth", "manifest.json"]
+    assert puts[first : first + 4] == best_first
+    for index, manifest in store.manifests:  # every manifest names only what was already in the store
+        written = {key for what, key in store.events[:index] if what == "put"}
+        deleted = {key for what, key in store.events[:index] if what == "delete"}
+        named = {entry["key"] for entry in manifest["checkpoints"]}
+        named |= {manifest["best"]["key"], manifest["best_weights"]["key"]}
+        assert named <= written - deleted, (named, written, deleted)
+
+
+def test_the_best_weights_file_holds_the_best_checkpoints_weights_alone_and_verifies(tmp_path):
+    store = open_store(str(tmp_path / "run"))
+    run = RunFolder(store, Retention(keep_last=1, keep_best=1))
+    run.commit(fake_checkpoint(10, 0.5), is_best=True)
+    run.commit(fake_checkpoint(20, 0.4), is_best=False)
+    entry = run.manifest["best_weights"]
+    assert entry["key"] == "best_weights.pth" and entry["source"] == "checkpoints/e0001-s00000010.pth"
+    data = (tmp_path / "run" / "best_weights.pth").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["size"]
+    slim = torch.load(tmp_path / "run" / "best_weights.pth", weights_only=True)
+    assert (
+        slim["weights_only"] and "optimizer_state_dict" not in slim and slim["progress"]["global_step"] == 10
+    )
+    assert manifest_entry(read_manifest(store), "best_weights.pth") == entry  # what a resolve verifies by
+    assert torch.equal(slim["state_dict"]["w"], fake_checkpoint(10, 0.5)["state_dict"]["w"])

@@ -114,13 +114,19 @@ def test_collate_of_only_unreadable_items_is_empty_with_right_dtypes():
 
 def test_collate_stacks_items():
     items = [
-        {"image": torch.full((3, 4, 4), i, dtype=torch.uint8), "gesture": i, "leading_hand": 1}
+        {
+            "image": torch.full((3, 4, 4), i, dtype=torch.uint8),
+            "gesture": i,
+            "leading_hand": 1,
+            "index": 7 + i,
+        }
         for i in range(3)
     ]
-    batch = collate_skipping(items)
+    batch = collate_skipping([items[0], None, *items[1:]])
     assert batch["image"].shape == (3, 3, 4, 4) and batch["image"][2].eq(2).all()
     assert batch["gesture"].tolist() == [0, 1, 2] and batch["leading_hand"].dtype == torch.long
-    assert batch["skipped"] == 0
+    assert batch["index"].tolist() == [7, 8, 9]  # positions in the dataset, past the unreadable one
+    assert batch["skipped"] == 1
 
 
 def test_sampler_is_a_seeded_permutation_per_epoch():

@@ -1,5 +1,6 @@
 """Exact resume: training 2 epochs equals training 1 epoch, then resuming for 1, to the last bit."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,23 @@ def test_a_resume_into_a_folder_that_already_holds_another_run_is_an_error(tiny_
     )
     again = run_training(tiny_config("train_params.epochs=3"), run_name="again", resume=base.last_checkpoint)
     assert again.resumed_from == resumed.resumed_from == base.last_checkpoint and again.epochs == 3
+
+
+def test_a_resumed_run_never_deletes_the_checkpoint_it_continued_from(tiny_config, tmp_path):
+    keep_one = ("checkpoint.keep_last=1", "checkpoint.keep_best=0", "storage.run_name=continued")
+    first = run_training(tiny_config("train_params.epochs=1", *keep_one))
+    continued_from = first.last_checkpoint
+    run_training(tiny_config("train_params.epochs=3", *keep_one))  # the same folder: continues from it
+    assert Path(continued_from).is_file()  # protected, although keep_last=1 would have deleted it
+    manifest = json.loads((Path(first.run_uri) / "manifest.json").read_text())
+    assert continued_from.removeprefix(first.run_uri + "/") in {e["key"] for e in manifest["checkpoints"]}
+
+
+def test_a_rerun_of_a_run_continues_from_its_own_newest_checkpoint(tiny_config):
+    run_training(tiny_config("storage.run_name=again", "train_params.epochs=1"))
+    trained: list[int] = []
+    rerun = run_training(
+        tiny_config("storage.run_name=again", "train_params.epochs=2"),
+        on_epoch=lambda p, _m: trained.append(p.epoch),
+    )
+    assert trained == [2] and rerun.epochs == 2  # epoch 1 came from the folder's own checkpoint

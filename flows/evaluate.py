@@ -1,0 +1,69 @@
+"""The `evaluate-hand-gesture-classifier` flow: a checkpoint's metrics on a held-out split, as artifacts.
+
+    python flows/evaluate.py runs/demo/<run>/best_model.pth [--split val] [--config ...] [key=value ...]
+
+The same evaluation as `handgesture evaluate` (and as training's and promotion's), in a flow run: the report
+and the per-class table become artifacts, and `prefect deployment run evaluate-hand-gesture-classifier/
+evaluate -p checkpoint=...` runs it on a worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
+
+from prefect import flow  # noqa: E402
+from tasks.evaluate import evaluate_task  # noqa: E402
+
+from handgesture.evaluation import EvaluationReport  # noqa: E402
+
+
+@flow(name="evaluate-hand-gesture-classifier", log_prints=True)
+def evaluate_hand_gesture_classifier(
+    checkpoint: str,
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    split: str | None = None,
+    out: str | None = None,
+) -> EvaluationReport:
+    """Evaluate a checkpoint on a held-out split: per-class and weighted metrics of both heads, confusion
+    matrices, the most confident mistakes.
+
+    Args:
+        checkpoint: A checkpoint or run folder: path, file://, s3://, <storage>/<experiment>/best or
+            prefect://flow-runs/<id>.
+        config: Config YAML of the data (default: the config the checkpoint was trained with).
+        overrides: Dotlist overrides, e.g. ["dataset.test_annotations=data/hagrid/test"].
+        split: "test" or "val" (default: test when the config has a test split, else val).
+        out: Folder for report.json and the PNGs (default: evaluations/<model>-e<epoch>-<sha>-<split>).
+    """
+    return evaluate_task(checkpoint, config, overrides or [], split, out)
+
+
+def main(argv: list[str] | None = None) -> EvaluationReport:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--config")
+    parser.add_argument("--split", choices=("test", "val"))
+    parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    args = parser.parse_intermixed_args(sys.argv[1:] if argv is None else argv)
+    from handgesture.cli import report_error
+    from handgesture.errors import InputError, StorageError
+
+    try:
+        report = evaluate_hand_gesture_classifier(
+            args.checkpoint, args.config, args.overrides, args.split, args.out
+        )
+    except (InputError, StorageError) as exc:
+        raise SystemExit(report_error(exc)) from None
+    print(json.dumps({"split": report.split, "weighted": report.weighted, "files": report.files}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""The mutation harness: break each guarantee on purpose; the tests its README row names must notice.
+
+Each mutant is a small named change to the code, tied to a row of the README's Guarantees table. For each,
+the harness copies the tree to a temporary folder (the working tree is never touched), applies the change
+there, and runs only the tests that row names, in that copy. A mutant is killed when those tests fail, and
+survives when they pass; any survivor fails the harness (exit 1). `make mutants` runs it.
+
+    python scripts/mutants.py [--only NAME-SUBSTRING] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    row: str  # how the README Guarantees row it breaks begins
+    path: str
+    edits: tuple[tuple[str, str], ...]  # (exact text, replacement); each text occurs exactly once
+    needs: str | None = None  # "cuda": only where a CUDA device is
+
+
+def edit(old: str, new: str) -> tuple[str, str]:
+    return old, new
+
+
+MUTANTS = [
+    Mutant(
+        "python RNG stream not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (edit('    random.setstate(_as_tuple(state["python"]))\n', "    pass\n"),),
+    ),
+    Mutant(
+        "numpy RNG stream not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (edit("    np.random.set_state(\n", "    (lambda restored: None)(\n"),),
+    ),
+    Mutant(
+        "torch RNG stream not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (edit('    torch.set_rng_state(state["torch"])\n', "    pass\n"),),
+    ),
+    Mutant(
+        "cuda RNG streams not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (edit('        torch.cuda.set_rng_state_all(state["cuda"])\n', "        pass\n"),),
+        needs="cuda",
+    ),
+    Mutant(
+        "optimizer state not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (
+            edit(
+                '        _load_part(self.trainer.optimizer, checkpoint, "optimizer_state_dict")\n',
+                "        pass\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "scheduler state not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (
+            edit(
+                '            self.trainer.scheduler.load_state_dict(checkpoint["scheduler_state_dict"])\n',
+                "            pass\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "grad scaler state not restored",
+        "Full state",
+        "src/handgesture/training/state.py",
+        (
+            edit(
+                '        _load_part(self.trainer.scaler, checkpoint, "scaler_state_dict")\n', "        pass\n"
+            ),
+        ),
+    ),
+    Mutant(
+        "progress counters not restored",
+        "Exact resume at epoch ends",
+        "src/handgesture/training/state.py",
+        (edit("        self.trainer.progress = progress\n", "        pass\n"),),
+    ),
+    Mutant(
+        "SIGTERM handler does nothing",
+        "Checkpoints every N steps",
+        "src/handgesture/training/committer.py",
+        (edit("        self.stop_requested = True\n", "        pass\n"),),
+    ),
+    Mutant(
+        "no checkpoint every N steps",
+        "Checkpoints every N steps",
+        "src/handgesture/training/committer.py",
+        (edit("due_by_steps = every_n > 0 and", "due_by_steps = False and"),),
+    ),
+    Mutant(
+        "no checkpoint every T seconds",
+        "Checkpoints every N steps",
+        "src/handgesture/training/committer.py",
+        (edit("due_by_time = every_t > 0 and", "due_by_time = False and"),),
+    ),
+    Mutant(
+        "sampler position reset on resume",
+        "Exact resume mid-epoch",
+        "src/handgesture/data/loaders.py",
+        (edit("sampler.set_epoch(epoch, start=position)", "sampler.set_epoch(epoch, start=0)"),),
+    ),
+    Mutant(
+        "writes go straight to the target (no temp + rename)",
+        "Atomic commit",
+        "src/handgesture/storage/local.py",
+        (edit("    tmp = Path(tmp_name)\n", "    os.unlink(tmp_name)\n    tmp = target\n"),),
+    ),
+    Mutant(
+        "no fsync before the rename",
+        "Atomic commit",
+        "src/handgesture/storage/local.py",
+        (
+            edit(
+                "                os.fsync(fh.fileno())\n        os.replace(tmp, target)\n",
+                "                pass\n        os.replace(tmp, target)\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "manifest written before the checkpoint (local and background upload)",
+        "Atomic commit",
+        "src/handgesture/checkpoints/run_folder.py",
+        (
+            edit("        self._put(data, [key, BEST] if is_best else [key])\n", ""),
+            edit(
+                "        self.write_manifest()\n        # Files go only",
+                "        self.write_manifest()\n        self._put(data, [key, BEST] if is_best else [key])\n"
+                "        # Files go only",
+            ),
+        ),
+    ),
+    Mutant(
+        "checksum check skipped",
+        "Verified load",
+        "src/handgesture/storage/download.py",
+        (edit("    if actual != sha256.lower():\n", "    if False:\n"),),
+    ),
+    Mutant(
+        "torch.load(weights_only=False)",
+        "Safe load",
+        "src/handgesture/checkpoints/format.py",
+        (edit('map_location="cpu", weights_only=True)', 'map_location="cpu", weights_only=False)'),),
+    ),
+    Mutant(
+        "credentials named by their secret, not their block",
+        "No secrets",
+        "src/handgesture/storage/s3.py",
+        (
+            edit(
+                'block, who = load_block(s3.block), f"credentials of saved Prefect block {s3.block!r}"',
+                "block = load_block(s3.block)\n"
+                '        who = f"key {block.aws_secret_access_key.get_secret_value()}"',
+            ),
+        ),
+    ),
+    Mutant(
+        "the SIGTERM checkpoint is skipped",
+        "Crash safety",
+        "src/handgesture/training/committer.py",
+        (
+            edit(
+                "            entry = self.commit({})\n            raise TrainingPreempted",
+                '            entry = {"uri": "nothing.pth"}\n            raise TrainingPreempted',
+            ),
+        ),
+    ),
+    Mutant(
+        "an upload outage is fatal instead of retried",
+        "S3 outage",
+        "src/handgesture/checkpoints/uploader.py",
+        (
+            edit(
+                "                    self.last_outage = exc\n",
+                "                    self.fatal = exc\n                    break\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "a re-run starts over instead of continuing its own run",
+        "Auto-resume",
+        "src/handgesture/training/resume.py",
+        (edit('    if run.manifest["checkpoints"]:\n', '    if False and run.manifest["checkpoints"]:\n'),),
+    ),
+    Mutant(
+        "no run folder lease",
+        "One writer per run folder",
+        "src/handgesture/checkpoints/run_folder.py",
+        (
+            edit(
+                "        self.lease = RunLease(store, owner) if owner else None\n",
+                "        self.lease = None\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "retention deletes the protected checkpoint",
+        "Retention",
+        "src/handgesture/checkpoints/run_folder.py",
+        (edit("        keep |= self.retention.protected\n", ""),),
+    ),
+    Mutant(
+        "a resume does not protect its checkpoint",
+        "Retention",
+        "src/handgesture/training/resume.py",
+        (
+            edit(
+                "        run.retention.protected.add(checkpoint_uri.removeprefix(prefix))\n", "        pass\n"
+            ),
+        ),
+    ),
+    Mutant(
+        "lineage without its parent",
+        "Lineage",
+        "src/handgesture/training/run.py",
+        (
+            edit(
+                "Lineage(name, folder.uri, flow_run_id, parent,",
+                "Lineage(name, folder.uri, flow_run_id, None,",
+            ),
+        ),
+    ),
+    Mutant(
+        "a cache folder used without its sha256 check",
+        "Crop cache",
+        "src/handgesture/data/cache.py",
+        (edit('sha256_file(path) != expected["sha256"]', "False"),),
+    ),
+    *(
+        Mutant(
+            f"handgesture {command} exits 1 on bad input",
+            "Bad input",
+            "src/handgesture/cli.py",
+            (
+                edit(
+                    "        return report_error(exc)\n",
+                    f"        return 1 if args.handler is _{command} else report_error(exc)\n",
+                ),
+            ),
+        )
+        for command in ("synth", "prepare", "evaluate", "predict", "export", "inspect", "convert")
+    ),
+    Mutant(
+        "handgesture train exits 1 on bad input",
+        "Bad input",
+        "flows/train.py",
+        (edit("raise SystemExit(report_error(exc)) from None", "raise SystemExit(1) from None"),),
+    ),
+]
+BASELINE = Mutant("no change", "", "", ())
+
+
+def guarantee_rows(readme: Path) -> dict[str, list[str]]:
+    """README Guarantees rows: first cell -> the tests it names (`::name` continues the last file)."""
+    table = readme.read_text().split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[1].count("`"):
+            continue
+        tests, last_file = [], None
+        for item in re.findall(r"`([^`]+)`", cells[1]):
+            if item.startswith("tests/"):
+                last_file = item.split("::")[0]
+                tests.append(item)
+            elif item.startswith("::") and last_file:
+                tests.append(last_file + item)
+        rows[cells[0]] = tests
+    return rows
+
+
+def tests_of(row: str, rows: dict[str, list[str]]) -> list[str]:
+    found = [tests for title, tests in rows.items() if title.startswith(row)]
+    if len(found) != 1 or not found[0]:
+        raise SystemExit(f"no single README Guarantees row begins with {row!r} and names tests")
+    return found[0]
+
+
+def copy_tree(destination: Path) -> Path:
+    """The repository's files as git sees them (tracked and untracked, not ignored) in `destination`."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+def apply(mutant: Mutant, tree: Path) -> None:
+    if not mutant.edits:
+        return
+    path = tree / mutant.path
+    text = path.read_text()
+    for old, new in mutant.edits:
+        if text.count(old) != 1:
+            raise SystemExit(
+                f"mutant {mutant.name!r}: {old!r} occurs {text.count(old)} times in {mutant.path}"
+            )
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def run(mutant: Mutant, tests: list[str]) -> tuple[str, float]:
+    """'killed', 'survived', or 'error: ...' (the tests could not run), and the seconds it took."""
+    with tempfile.TemporaryDirectory(prefix="handgesture-mutant-") as tmp:
+        tree = copy_tree(Path(tmp))
+        apply(mutant, tree)
+        env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{tree}"}  # the copy, not the install
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout=600", *tests],
+            cwd=tree, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        seconds = time.monotonic() - start
+    if done.returncode == 0:
+        return "survived", seconds
+    if done.returncode == 1:
+        return "killed", seconds
+    return f"error (pytest exit {done.returncode}): {done.stdout[-300:]}", seconds
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run the mutants whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    args = parser.parse_args()
+    rows = guarantee_rows(ROOT / "README.md")
+    uncovered = [row for row in rows if not any(row.startswith(m.row) for m in MUTANTS)]
+    if uncovered:
+        raise SystemExit(f"README Guarantees rows without a mutant: {uncovered}")
+    chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
+    start = time.monotonic()
+    baseline_failure = check_baseline(chosen, rows)
+    if baseline_failure:
+        print(baseline_failure, file=sys.stderr)
+        return 2
+    results = []
+    for mutant in chosen:
+        if mutant.needs == "cuda" and not cuda_available():
+            results.append((mutant, "skipped (needs CUDA)", 0.0))
+        else:
+            results.append((mutant, *run(mutant, tests_of(mutant.row, rows))))
+        print(f"{results[-1][1]:>10}  {results[-1][2]:6.1f} s  {mutant.name}", flush=True)
+    total = time.monotonic() - start
+    print_table(results, total, args.markdown)
+    bad = [m.name for m, outcome, _ in results if outcome == "survived" or outcome.startswith("error")]
+    if bad:
+        print(f"\n{len(bad)} mutants not killed: {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def check_baseline(chosen: list[Mutant], rows: dict[str, list[str]]) -> str | None:
+    """A mutant counts as killed only if its tests pass without it: run them all once, unchanged, first."""
+    tests = list(dict.fromkeys(test for m in chosen for test in tests_of(m.row, rows)))
+    outcome, seconds = run(BASELINE, tests)
+    print(f"{'baseline':>10}  {seconds:6.1f} s  the named tests on the unchanged tree", flush=True)
+    if outcome == "survived":  # nothing changed, and the tests pass: as it must be
+        return None
+    return f"the named tests do not pass on the unchanged tree ({outcome}): fix them before judging mutants"
+
+
+def print_table(results, total: float, markdown: bool) -> None:
+    lines = ["| mutant | guarantee row | result | seconds |", "| --- | --- | --- | --- |"]
+    lines += [f"| {m.name} | {m.row} | {outcome} | {seconds:.1f} |" for m, outcome, seconds in results]
+    killed = sum(outcome == "killed" for _, outcome, _ in results)
+    lines.append(f"\n{killed} of {len(results)} killed in {total:.0f} s")
+    print(
+        "\n" + "\n".join(lines if markdown else [line.replace("| ", "").replace(" |", "") for line in lines])
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

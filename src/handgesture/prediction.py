@@ -1,0 +1,160 @@
+"""Run a model on images: the gesture and the leading hand, with probabilities, of each hand box, or of the
+whole image as one crop when no box is given. The library side of `handgesture predict`.
+
+Crops are cut exactly as evaluation cuts them (a square around the box, resized and padded to the model's
+input), so a prediction on a dataset frame is the evaluation's prediction for that hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handgesture.data.dataset import crop_square, resize_and_pad
+from handgesture.data.frames import UnreadableFrame, read_frame
+from handgesture.data.geometry import square_crop_box
+from handgesture.errors import DataError
+from handgesture.inference import LoadedModel
+from handgesture.labels import LEADING_HANDS
+from handgesture.models import preprocess
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+WHOLE_IMAGE = (0.0, 0.0, 1.0, 1.0)
+Box = tuple[float, float, float, float]  # HaGRID's normalised x, y, w, h with a top-left origin
+
+
+@dataclass(frozen=True)
+class Target:
+    image: Path
+    box: Box | None  # None: the whole image as one crop
+
+
+def image_paths(inputs: Iterable[str]) -> list[Path]:
+    """The image files named, folders expanded to the images in them (sorted, subfolders included)."""
+    found: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not inside:
+                raise DataError(f"{path} holds no images (expected {', '.join(IMAGE_SUFFIXES)} files)")
+            found += inside
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"{path} does not exist (expected an image file or a folder of images)")
+    return found
+
+
+def read_boxes(path: Path) -> dict[str, list[Box]]:
+    """Hand boxes by image: HaGRID's annotation format (`{image_id: {"bboxes": [[x, y, w, h], ...]}}`) or
+    a JSON list of `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"boxes file {path} could not be read as JSON: {exc}") from None
+    if isinstance(data, dict):
+        entries = [(str(key), value) for key, value in data.items()]
+    elif isinstance(data, list) and all(isinstance(item, dict) and "image" in item for item in data):
+        entries = [(str(item["image"]), item) for item in data]
+    else:
+        raise DataError(
+            f'boxes file {path}: expected HaGRID\'s {{image_id: {{"bboxes": [...]}}}} or a list of '
+            '{"image": ..., "bboxes": [[x, y, w, h], ...]}'
+        )
+    return {image: _boxes(entry, f"{path} entry {image!r}") for image, entry in entries}
+
+
+def _boxes(entry: Any, where: str) -> list[Box]:
+    boxes = entry.get("bboxes") if isinstance(entry, dict) else None
+    if not isinstance(boxes, list):
+        raise DataError(f"{where}: expected a 'bboxes' list of [x, y, w, h]")
+    for box in boxes:
+        valid = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+        if not valid or box[2] <= 0 or box[3] <= 0 or min(box) < 0 or max(box) > 1:
+            raise DataError(
+                f"{where}: box {box!r} is not [x, y, w, h] in [0, 1] with a positive width and height"
+            )
+    return [tuple(float(v) for v in box) for box in boxes]  # type: ignore[misc]
+
+
+def targets_of(images: list[Path], boxes: dict[str, list[Box]] | None) -> list[Target]:
+    """One target per box of each image (looked up by path, file name or stem, HaGRID's image id); an image
+    without an entry, or any image when there are no boxes, is one whole-image target."""
+    targets = []
+    for image in images:
+        found = None
+        if boxes is not None:
+            keys = (str(image), image.name, image.stem)
+            found = next((boxes[key] for key in keys if key in boxes), None)
+        targets += [Target(image, box) for box in found] if found is not None else [Target(image, None)]
+    return targets
+
+
+def predict(
+    loaded: LoadedModel, targets: list[Target], *, device: torch.device, batch_size: int = 32, top_k: int = 1
+) -> Iterator[dict[str, Any]]:
+    """One record per target, in order: gesture, leading hand, their probabilities, and the top k gestures."""
+    pending: list[tuple[Target, torch.Tensor]] = []
+    frames: dict[Path, torch.Tensor | str] = {}  # the image being cut (or why it cannot be read)
+    for target in targets:
+        if target.image not in frames:
+            frames = {target.image: _read(target.image)}
+        frame = frames[target.image]
+        if isinstance(frame, str):
+            yield {"image": str(target.image), "box": _list(target.box), "error": frame}
+            continue
+        pending.append((target, crop(frame, target.box, loaded.image_size)))
+        if len(pending) == batch_size:
+            yield from _run(loaded, pending, device, top_k)
+            pending = []
+    if pending:
+        yield from _run(loaded, pending, device, top_k)
+
+
+def _read(image: Path) -> torch.Tensor | str:
+    try:
+        return read_frame(str(image))
+    except UnreadableFrame as exc:
+        return f"unreadable image: {exc}"
+
+
+def crop(frame: torch.Tensor, box: Box | list[float] | None, image_size: list[int]) -> torch.Tensor:
+    """The uint8 [3, H, W] model input for `box` of a [3, H, W] frame (None: the whole frame)."""
+    _, height, width = frame.shape
+    square = square_crop_box(box or WHOLE_IMAGE, width, height, scale=1.0)
+    return resize_and_pad(crop_square(frame, square), (image_size[0], image_size[1]))
+
+
+@torch.inference_mode()
+def _run(
+    loaded: LoadedModel, pending: list[tuple[Target, torch.Tensor]], device: torch.device, top_k: int
+) -> Iterator[dict[str, Any]]:
+    images = preprocess(torch.stack([crop for _, crop in pending]).to(device))
+    outputs = loaded.model(images)
+    gestures = outputs["gesture"].float().softmax(dim=1).cpu()
+    hands = outputs["leading_hand"].float().softmax(dim=1).cpu()
+    k = min(top_k, gestures.shape[1])
+    for (target, _), gesture, hand in zip(pending, gestures, hands, strict=True):
+        best, which = gesture.topk(k)
+        yield {
+            "image": str(target.image),
+            "box": _list(target.box),
+            "gesture": loaded.class_names[int(which[0])],
+            "gesture_probability": round(float(best[0]), 6),
+            "leading_hand": LEADING_HANDS[int(hand.argmax())],
+            "leading_hand_probability": round(float(hand.max()), 6),
+            "top_k": [
+                {"gesture": loaded.class_names[int(i)], "probability": round(float(p), 6)}
+                for p, i in zip(best, which, strict=True)
+            ],
+        }
+
+
+def _list(box: Box | None) -> list[float] | None:
+    return list(box) if box is not None else None
