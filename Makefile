@@ -11,7 +11,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= handgesture
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: install demo demo-s3 test lint mutants tensorboard clean
+.PHONY: install demo demo-s3 test lint mutants gpu-wheels tensorboard clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ lint: $(STAMP)
 # Break each README guarantee on purpose in a copy of the tree; the tests its row names must fail.
 mutants: $(STAMP)
 	$(BIN)/python scripts/mutants.py
+
+# The GPU check (scripts/gpu_check.sh) runs on a machine without Prefect or OmegaConf: their wheels travel.
+gpu-wheels: $(STAMP)
+	scripts/gpu_wheels.sh
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs

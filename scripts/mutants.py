@@ -330,8 +330,9 @@ def apply(mutant: Mutant, tree: Path) -> None:
     path.write_text(text)
 
 
-def run(mutant: Mutant, tests: list[str]) -> tuple[str, float]:
-    """'killed', 'survived', or 'error: ...' (the tests could not run), and the seconds it took."""
+def run(mutant: Mutant, tests: list[str]) -> tuple[str, float, str]:
+    """'killed', 'survived', or 'error: ...' (the tests could not run), the seconds it took, and which
+    tests failed."""
     with tempfile.TemporaryDirectory(prefix="handgesture-mutant-") as tmp:
         tree = copy_tree(Path(tmp))
         apply(mutant, tree)
@@ -343,10 +344,15 @@ def run(mutant: Mutant, tests: list[str]) -> tuple[str, float]:
         )  # fmt: skip
         seconds = time.monotonic() - start
     if done.returncode == 0:
-        return "survived", seconds
+        return "survived", seconds, ""
     if done.returncode == 1:
-        return "killed", seconds
-    return f"error (pytest exit {done.returncode}): {done.stdout[-300:]}", seconds
+        return "killed", seconds, failures(done.stdout)
+    return f"error (pytest exit {done.returncode}): {done.stdout[-300:]}", seconds, failures(done.stdout)
+
+
+def failures(output: str) -> str:
+    """pytest's short summary lines: which tests failed."""
+    return "\n".join(line for line in output.splitlines() if line.startswith(("FAILED", "ERROR")))
 
 
 def cuda_available() -> bool:
@@ -375,7 +381,7 @@ def main() -> int:
         if mutant.needs == "cuda" and not cuda_available():
             results.append((mutant, "skipped (needs CUDA)", 0.0))
         else:
-            results.append((mutant, *run(mutant, tests_of(mutant.row, rows))))
+            results.append((mutant, *run(mutant, tests_of(mutant.row, rows))[:2]))
         print(f"{results[-1][1]:>10}  {results[-1][2]:6.1f} s  {mutant.name}", flush=True)
     total = time.monotonic() - start
     print_table(results, total, args.markdown)
@@ -388,11 +394,13 @@ def main() -> int:
 def check_baseline(chosen: list[Mutant], rows: dict[str, list[str]]) -> str | None:
     """A mutant counts as killed only if its tests pass without it: run them all once, unchanged, first."""
     tests = list(dict.fromkeys(test for m in chosen for test in tests_of(m.row, rows)))
-    outcome, seconds = run(BASELINE, tests)
+    outcome, seconds, failed = run(BASELINE, tests)
     print(f"{'baseline':>10}  {seconds:6.1f} s  the named tests on the unchanged tree", flush=True)
     if outcome == "survived":  # nothing changed, and the tests pass: as it must be
         return None
-    return f"the named tests do not pass on the unchanged tree ({outcome}): fix them before judging mutants"
+    return (
+        f"the named tests fail on the unchanged tree; fix them before judging mutants:\n{failed or outcome}"
+    )
 
 
 def print_table(results, total: float, markdown: bool) -> None:

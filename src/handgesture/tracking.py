@@ -19,16 +19,15 @@ log = logging.getLogger(__name__)
 class Tracker:
     """Writes one run's event files; `close()` must be called (the caller does it in `finally`)."""
 
-    def __init__(self, log_dir: Path, class_names: list[str], every_n_steps: int = 10):
+    def __init__(self, log_dir: Path, class_names: list[str]):
         self.log_dir = log_dir
         self.class_names = class_names
-        self.every_n_steps = max(1, every_n_steps)
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def step(self, global_step: int, values: dict[str, float]) -> None:
-        if global_step % self.every_n_steps == 0:
-            self.writer.add_scalar("train/loss", values["loss"], global_step)
-            self.writer.add_scalar("train/lr", values["lr"], global_step)
+        """The training loss (the mean since the last point) and learning rate, every log_every_n_steps."""
+        self.writer.add_scalar("train/loss", values["loss"], global_step)
+        self.writer.add_scalar("train/lr", values["lr"], global_step)
 
     def epoch(self, global_step: int, epoch: int, metrics: dict[str, Any]) -> None:
         for name, value in metrics.items():

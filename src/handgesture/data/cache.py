@@ -177,6 +177,7 @@ def prepare_cache(
         if index is None and share is not None:
             index, origin = share.fetch(folder, key), "downloaded"
         if index is None:
+            check_space(folder, estimated_size(len(samples), settings))
             index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"
     if share is not None and origin != "downloaded":
         share.publish(folder)
@@ -205,6 +206,41 @@ def _loaded(folder: Path, key: str, index: dict, samples, image_size, origin: st
     rows = np.load(folder / "rows.npy")
     unreadable, missing, notes = int(index["unreadable"]), int(index["missing_images"]), list(index["notes"])
     return CropCache(folder, key, list(samples), size, settings, rows, unreadable, missing, origin, notes)
+
+
+# A JPEG row is about 12x smaller than a raw one on HaGRID-like frames (BENCHMARKS.md); 6x is the estimate's
+# safe side. Raw rows are at most side x side x 3 bytes (a smaller hand's row is kept as cut, not enlarged).
+JPEG_RATIO_ESTIMATE = 6
+SPACE_MARGIN = 0.1  # of the estimate, and at least MIN_FREE_AFTER, stays free after the cache is written
+MIN_FREE_AFTER = 256 * 2**20
+
+
+class CacheWontFitError(DataError):
+    """The crop cache would not fit on its filesystem: nothing was written."""
+
+
+def estimated_size(count: int, settings: CacheSettings) -> int:
+    """An upper estimate of a cache's bytes: every row at full side (most are), plus the tables."""
+    row = settings.side * settings.side * 3
+    if settings.fmt == "jpeg":
+        row //= JPEG_RATIO_ESTIMATE
+    return count * (row + 5 * 8 + 200)  # rows.npy: 5 int64 per sample; samples.json: about 200 bytes each
+
+
+def check_space(folder: Path, needed: int) -> None:
+    """Refuse, before writing anything, a cache that would not leave a margin free on its filesystem."""
+    free = shutil.disk_usage(folder.parent).free
+    margin = max(int(needed * SPACE_MARGIN), MIN_FREE_AFTER)
+    if needed + margin > free:
+        raise CacheWontFitError(
+            f"the crop cache {folder} needs about {_gib(needed)} (and {_gib(margin)} to spare), but its "
+            f"filesystem has {_gib(free)} free: set dataset.cache_format=jpeg (about 12x smaller), "
+            "dataset.cache_dir to a larger disk, or dataset.cache_dir=null to decode frames each epoch"
+        )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.2f} GiB"
 
 
 def _build(

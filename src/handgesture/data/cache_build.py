@@ -31,7 +31,6 @@ def _encode_square(square: torch.Tensor, settings) -> bytes:
 def _encode_group(job) -> list[tuple[bytes, int, int, int]]:
     """Rows for the boxes of one image: (bytes, frame_w, frame_h, side); empty bytes when unreadable."""
     image, boxes, settings = job
-    torch.set_num_threads(1)
     try:
         frame = read_frame(image)
     except UnreadableFrame as exc:
@@ -47,6 +46,12 @@ def _encode_group(job) -> list[tuple[bytes, int, int, int]]:
     return rows
 
 
+def _one_thread() -> None:
+    """A pool worker's torch uses one thread: the workers are the parallelism. (Only in the workers: set in
+    the calling process, it would stay set and slow down, and change the bits of, the training after it.)"""
+    torch.set_num_threads(1)
+
+
 def write_rows(samples, settings, folder: Path, workers: int) -> int:
     """Write crops.bin and rows.npy into ``folder``; returns the number of unreadable rows."""
     groups: dict[str, list[int]] = {}
@@ -54,7 +59,7 @@ def write_rows(samples, settings, folder: Path, workers: int) -> int:
         groups.setdefault(s.image, []).append(i)
     jobs = [(image, [samples[i].box for i in rows], settings) for image, rows in groups.items()]
     table = np.zeros((len(samples), 5), dtype=np.int64)
-    pool = ProcessPoolExecutor(workers) if workers > 0 else None
+    pool = ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 0 else None
     try:
         results = pool.map(_encode_group, jobs, chunksize=16) if pool else map(_encode_group, jobs)
         _write_crops(folder / "crops.bin", groups.values(), results, table)

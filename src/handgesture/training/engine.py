@@ -37,6 +37,36 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+class LossWindow:
+    """The training loss of the steps since it was last read, summed on the device.
+
+    Reading a device value (`.item()`) waits for the device to finish: once per step, that stalls a GPU's
+    queue every step. So the loss is read every `log_every_n_steps` steps, at epoch ends and before each
+    checkpoint (`settle`), never per step. The sum starts from the epoch's running sum and adds one step
+    at a time in float64, the same additions a per-step read made, so resumed runs report identical losses.
+    """
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.steps = 0
+        self.first_step = 0  # the global step of the window's first loss
+
+    def add(self, loss: torch.Tensor, progress: Progress) -> None:
+        if self.total is None:
+            self.total = torch.tensor(progress.epoch_loss_sum, dtype=torch.float64, device=loss.device)
+            self.first_step = progress.global_step
+        self.total += loss.detach().double()
+        self.steps += 1
+
+    def drain(self) -> tuple[float | None, int, int]:
+        """(the epoch's running sum, steps, first step), or (None, 0, 0) when no step was added."""
+        if self.total is None:
+            return None, 0, 0
+        total, steps, first = self.total.item(), self.steps, self.first_step  # the one sync
+        self.total, self.steps = None, 0
+        return total, steps, first
+
+
 @dataclass
 class Trainer:
     """Everything a step needs; built once by the caller, restored from a checkpoint when resuming."""
@@ -51,6 +81,8 @@ class Trainer:
     metric_average: str = "weighted"
     metric_names: tuple[str, ...] = METRIC_NAMES
     progress: Progress = field(default_factory=Progress)
+    log_every_n_steps: int = 10  # how often the loss is read from the device (and logged)
+    losses: LossWindow = field(default_factory=LossWindow)
     skipped_images: int = 0  # unreadable training images met by this process
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
 
@@ -63,9 +95,10 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
 
 @dataclass
 class Hooks:
-    """Side effects injected by the caller; every hook is optional."""
+    """Side effects injected by the caller; every hook is optional. `on_step` gets the loss and learning
+    rate on the steps that read the loss (every `log_every_n_steps`), None on the others."""
 
-    on_step: Callable[[Progress, dict[str, float]], None] | None = None
+    on_step: Callable[[Progress, dict[str, float] | None], None] | None = None
     on_epoch_end: Callable[[Progress, dict[str, float], bool], None] | None = None
 
 
@@ -84,23 +117,39 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
             outputs = model(images)
             loss = sum(head_loss(outputs[head].float(), targets[head]) for head in HEADS)
-        value = loss.item()
-        if not math.isfinite(value):  # before the step: NaN weights are never saved, let alone as the best
-            raise TrainingDiverged(
-                f"the training loss became {value} at step {progress.global_step + 1} (epoch "
-                f"{progress.epoch + 1}): lower optimizer.lr, or resume from an earlier checkpoint"
-            )
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(loss).backward()
         trainer.scaler.step(trainer.optimizer)
         trainer.scaler.update()
         trainer.scheduler.step()
+        trainer.losses.add(loss, progress)
         progress.global_step += 1
-        progress.epoch_loss_sum += value
-        progress.epoch_batches += 1
+        values = None
+        if progress.global_step % trainer.log_every_n_steps == 0:
+            values = {"loss": settle(trainer), "lr": trainer.optimizer.param_groups[0]["lr"]}
         if hooks.on_step:
-            hooks.on_step(progress, {"loss": value, "lr": trainer.optimizer.param_groups[0]["lr"]})
+            hooks.on_step(progress, values)
+    settle(trainer)
     return progress.epoch_loss_sum / max(progress.epoch_batches, 1)
+
+
+def settle(trainer: Trainer) -> float | None:
+    """Read the loss window into the progress counters (one device sync); the window's mean loss.
+
+    A loss that is no number stops training here. Every checkpoint settles first (`TrainingState.dump`),
+    so weights that a non-finite loss stepped into are never saved, let alone as the best."""
+    progress = trainer.progress
+    total, steps, first = trainer.losses.drain()
+    if total is None:
+        return None
+    if not math.isfinite(total):
+        raise TrainingDiverged(
+            f"the training loss became {total} between steps {first + 1} and {first + steps} (epoch "
+            f"{progress.epoch + 1}): lower optimizer.lr, or resume from an earlier checkpoint"
+        )
+    mean = (total - progress.epoch_loss_sum) / steps
+    progress.epoch_loss_sum, progress.epoch_batches = total, progress.epoch_batches + steps
+    return mean
 
 
 Observer = Callable[[dict, dict[str, torch.Tensor]], None]  # (the batch as loaded, the model's outputs)

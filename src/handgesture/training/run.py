@@ -82,8 +82,7 @@ class TrainingRun:
         folder.write_manifest(**header, resume_request=resume)
         self.state.lineage = Lineage(name, folder.uri, flow_run_id, parent, config_hash(self.config))
         if self.config.tracking.tensorboard:
-            every = self.config.train_params.log_every_n_steps
-            self.tracker = Tracker(folder.tensorboard_dir(), self.config.dataset.targets, every)
+            self.tracker = Tracker(folder.tensorboard_dir(), self.config.dataset.targets)
         log.info(
             "run %s on %s: %d train / %d val samples, %d missing images skipped",
             folder.uri,
@@ -179,8 +178,8 @@ def _hooks(
 ) -> Hooks:
     tracker = run.tracker
 
-    def on_step(progress: Progress, values: dict[str, float]) -> None:
-        if tracker:
+    def on_step(progress: Progress, values: dict[str, float] | None) -> None:
+        if tracker and values:
             tracker.step(progress.global_step, values)
         committer.after_step(progress)
 

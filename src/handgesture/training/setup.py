@@ -56,6 +56,7 @@ def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) ->
         amp=amp,
         metric_average=config.metric_params.average,
         metric_names=tuple(config.metric_params.metrics),
+        log_every_n_steps=config.train_params.log_every_n_steps,
     )
 
 

@@ -23,7 +23,7 @@ from handgesture.checkpoints.format import SCHEMA_VERSION, check_compatible
 from handgesture.config import Config, to_dict
 from handgesture.errors import CheckpointError
 from handgesture.models import head_tensors, layout_problems
-from handgesture.training.engine import Progress, Trainer
+from handgesture.training.engine import Progress, Trainer, settle
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainingState:
     def dump(self, metrics: dict[str, float]) -> dict[str, Any]:
         """The checkpoint of the trainer's live state; `metrics` are the epoch's, empty mid-epoch."""
         trainer = self.trainer
+        settle(trainer)  # the loss counters up to date, and never a checkpoint of weights a NaN stepped into
         return {
             "schema_version": SCHEMA_VERSION,
             "state_dict": {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()},

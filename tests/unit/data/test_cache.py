@@ -140,6 +140,35 @@ def test_workers_build_the_same_cache(data, tmp_path):
     assert np.array_equal(one.rows, two.rows)
 
 
+def test_a_cache_that_would_not_fit_is_refused_before_anything_is_written(data, tmp_path, monkeypatch):
+    import collections
+
+    from handgesture.data import cache as cache_module
+    from handgesture.data.cache import CacheWontFitError, estimated_size
+
+    _, _, samples = data
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 100 * 2**20))
+    with pytest.raises(CacheWontFitError) as info:
+        prepare_cache(samples, SIZE, tmp_path / "cache")
+    message = str(info.value)
+    assert str(tmp_path / "cache" / "crops-") in message and "0.10 GiB free" in message
+    assert "dataset.cache_format=jpeg" in message and "needs about" in message
+    assert list((tmp_path / "cache").iterdir()) == []  # no rows, no temp folder
+    assert estimated_size(len(samples), cache_module.cache_settings(SIZE)) >= len(samples) * 128 * 128 * 3
+
+
+def test_preparing_in_process_leaves_the_caller_s_thread_count_alone(data, tmp_path):
+    _, _, samples = data
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        prepare_cache(samples[:4], SIZE, tmp_path / "c")  # no workers: the rows are cut in this process
+        assert torch.get_num_threads() == 2  # training after it keeps its threads (speed, and the same bits)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_training_reads_crops_from_the_cache(tiny_config, tmp_path):
     from handgesture.training import run_training
 

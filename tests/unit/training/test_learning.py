@@ -29,7 +29,8 @@ def test_a_loss_that_is_no_number_stops_the_run_naming_the_step_and_saves_nothin
     from handgesture.errors import InputError
     from handgesture.training.engine import TrainingDiverged
 
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step \d+ \(epoch 1\)") as info:
+    diverged = r"loss became nan between steps \d+ and \d+ \(epoch 1\)"
+    with pytest.raises(TrainingDiverged, match=diverged) as info:
         run_training(tiny_config("optimizer.lr=1e6", "train_params.epochs=1"), run_name="diverged")
     assert isinstance(info.value, InputError)  # a retry would diverge again
     folder = tmp_path / "runs" / "demo" / "diverged"
