@@ -1,9 +1,11 @@
 """Loader throughput per core: HaGRID's full-frame path vs HandCropDataset vs the crop cache.
 
-    .venv/bin/python benchmarks/bench_loader.py [--images 300] [--size 224] [--fmt raw|jpeg] [--workers 2]
+    .venv/bin/python benchmarks/bench_loader.py [--images 300] [--size 224] [--fmt jpeg|raw] [--levels 2]
+        [--quality 95] [--workers 2]
 
 Writes synthetic 1920x1080 HaGRID-format JPEGs to a temp folder, prepares the crop cache (timed
-separately), then reads every sample once per path with a single process (num_workers=0 figures are per core).
+separately), then reads every sample once per path with a single process (num_workers=0 figures are per core),
+and compares the cached crops with the full-frame path's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from PIL import Image, ImageOps
 from torchvision.transforms.functional import convert_image_dtype, pil_to_tensor
 
 from handgesture.data.annotations import read_annotations
-from handgesture.data.cache import prepare_cache
+from handgesture.data.cache import DEFAULT_FORMAT, DEFAULT_LEVELS, DEFAULT_QUALITY, prepare_cache
 from handgesture.data.dataset import HandCropDataset, make_loader
 from handgesture.data.geometry import crop_scale, square_crop_box
 
@@ -53,7 +55,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--fmt", default="raw", choices=["raw", "jpeg"])
+    parser.add_argument("--fmt", default=DEFAULT_FORMAT, choices=["raw", "jpeg"])
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY)
+    parser.add_argument("--levels", type=int, default=DEFAULT_LEVELS)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved passes per path; median shown")
     parser.add_argument("--workers", type=int, default=0, help="also time a DataLoader with this many")
     args = parser.parse_args()
@@ -64,16 +68,19 @@ def main() -> None:
         samples = read_annotations(info["annotations"], info["dataset"], TARGETS).samples
         size = (args.size, args.size)
         start = time.perf_counter()
-        cache = prepare_cache(samples, size, f"{tmp}/cache", fmt=args.fmt)
+        cache = prepare_cache(
+            samples, size, f"{tmp}/cache", fmt=args.fmt, quality=args.quality, levels=args.levels
+        )
         prep = len(samples) / (time.perf_counter() - start)
         keys = [(i, 1000 + i) for i in range(len(samples))]
+        levels = f"{args.levels} level" + ("s" if args.levels > 1 else "")
         full, cached = HandCropDataset(samples, size, train=True), cache.dataset(train=True)
         paths = {
             "naive (HaGRID: PIL full frame, pad)": lambda k: naive(
                 samples[k[0]], args.size, crop_scale(k[1], True)
             ),
             "HandCropDataset (torchvision full frame)": full.__getitem__,
-            f"CachedCropDataset ({args.fmt} rows)": cached.__getitem__,
+            f"CachedCropDataset ({args.fmt} rows, {levels})": cached.__getitem__,
         }
         runs = {name: [] for name in paths}
         for _ in range(args.repeats):
@@ -88,12 +95,24 @@ def main() -> None:
             f"image_size {size}, 1 process, median of {args.repeats}"
         )
         row_kb = cache.summary()["bytes"] / len(samples) / 1024
-        print(f"cache preparation (1 process): {prep:.1f} samples/s; {row_kb:.0f} KiB per sample cached")
+        print(f"cache preparation (1 process): {prep:.1f} samples/s; {row_kb:.1f} KiB per sample cached")
+        mean, worst = crop_error(full, cached, keys)
+        print(
+            f"cached crops vs the full-frame path: mean |difference| {mean:.2f}, "
+            f"worst crop's mean {worst:.2f}"
+        )
         for name, value in rates.items():
             print(f"{name:44s} {value:8.1f} img/s/core  x{value / base:.1f} vs naive")
         if args.workers:
             value = loader_rate(cached, keys * 4, args.workers)
             print(f"DataLoader over the cache, {args.workers} workers: {value:.1f} img/s in all")
+
+
+def crop_error(full, cached, keys) -> tuple[float, float]:
+    """Mean absolute difference (levels of 255) of the cached crops from the full-frame path's: over all
+    crops, and the worst single crop's."""
+    means = [(full[k]["image"].int() - cached[k]["image"].int()).abs().float().mean().item() for k in keys]
+    return statistics.mean(means), max(means)
 
 
 def generate(out, per_class):

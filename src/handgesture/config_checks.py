@@ -47,6 +47,8 @@ RULES = [
     _rule("dataset.val_fraction", "in (0, 1)", lambda v: _finite(v) and 0 < v < 1),
     _rule("dataset.subset", "-1 (all) or > 0", lambda v: v == -1 or v > 0),
     _rule("dataset.cache_format", "raw or jpeg", lambda v: v in ("raw", "jpeg")),
+    _rule("dataset.cache_quality", "in 1..100", lambda v: 1 <= v <= 100),
+    _rule("dataset.cache_levels", "in 1..4", lambda v: 1 <= v <= 4),
     _rule(
         "dataset.image_size",
         f"[height, width], each in 16..{MAX_IMAGE_SIDE}",

@@ -1,14 +1,19 @@
 """A crop cache: each sample's hand region, cut once from its full frame, so epochs never decode frames.
 
-Row ``i`` holds sample ``i``'s square at the largest augmentation scale (``max_scale`` x the box's longer
-side, zero-padded outside the frame, exactly ``crop_square(frame, square_crop_box(box, W, H, max_scale))``),
-shrunk to ``side`` x ``side`` when larger (never enlarged: a smaller square is kept as cut). ``side`` defaults
-to ``max_scale x image_size``, the resolution training needs: a crop at scale 1 then still has
-``image_size`` cached pixels. Crops are taken from rows by :mod:`handgesture.data.cached_dataset`.
+Sample ``i`` has one row per level: concentric squares around its box, at the scales of
+:func:`~handgesture.data.geometry.level_scales` (``levels`` equal ratios ``r`` from 1 to ``max_scale``), each
+zero-padded outside the frame, exactly ``crop_square(frame, square_crop_box(box, W, H, scale))``, and shrunk
+to ``side`` x ``side`` when larger (never enlarged: a smaller square is kept as cut). ``side`` defaults to
+``r x image_size``, the resolution training needs: a crop at a level's smallest scale still has
+``image_size`` cached pixels. A crop is taken from the smallest level that holds it
+(:mod:`handgesture.data.cached_dataset`). Two levels cost the pixels of one (2 x (sqrt(2) s)^2 = (2 s)^2) but
+halve what a crop decodes and resamples: that is what makes compact JPEG rows fast (BENCHMARKS.md). Inside a
+level kept as cut, inner levels would add bytes and no detail, so they share its row.
 
 Layout of ``<cache_dir>/crops-<key>/``: ``crops.bin`` (rows back to back, interleaved RGB: raw uint8
-[side, side, 3], or JPEG at ``quality``), ``rows.npy`` (int64 [N, 5]: offset, length, frame_w, frame_h, row
-side; length 0 = the image was unreadable), ``samples.json`` (the samples themselves, images by name, so a
+[side, side, 3], or JPEG at ``quality``), ``rows.npy`` (int64 [N, levels, 6]: offset, length, frame_w,
+frame_h, row side, the level whose square the row holds; length 0 = the image was unreadable),
+``samples.json`` (the samples themselves, images by name, so a
 prepared cache opens without reading the annotations again) and ``index.json`` (written last: key, settings,
 counts, sizes and sha256 of the other files). The key digests the settings, the annotation files (name and
 bytes) and every sample with its image's ``<gesture>/<file>`` name and byte size; no absolute paths or mtimes,
@@ -33,15 +38,18 @@ import numpy as np
 from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cached_dataset import CachedCropDataset
-from handgesture.data.geometry import MAX_CROP_SCALE
+from handgesture.data.geometry import MAX_CROP_SCALE, level_scales
 from handgesture.errors import DataError
 from handgesture.storage import sha256_file
 from handgesture.storage.local import folder_lock
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4  # 3: rows interleaved (H, W, C), so PIL resamples them without a copy; 4: samples.json
+# 3: rows interleaved (H, W, C), so PIL resamples them without a copy; 4: samples.json; 5: levels
+FORMAT_VERSION = 5
 FORMATS = ("raw", "jpeg")
+# The defaults: compact (about 46 KiB per hand at 224 px) and >= 10x HaGRID's per-sample path (BENCHMARKS.md).
+DEFAULT_FORMAT, DEFAULT_QUALITY, DEFAULT_LEVELS = "jpeg", 95, 2
 SAMPLES = "samples.json"
 DATA_FILES = ("crops.bin", "rows.npy", SAMPLES)
 INDEX = "index.json"
@@ -60,7 +68,12 @@ class CacheSettings:
     max_scale: float
     fmt: str
     quality: int
+    levels: int = 1  # an index from before levels (version 4) held one
     version: int = FORMAT_VERSION
+
+    @property
+    def scales(self) -> list[float]:
+        return level_scales(self.max_scale, self.levels)
 
 
 def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=()) -> str:
@@ -114,7 +127,7 @@ class CropCache:
     samples: list[Sample]
     image_size: tuple[int, int]
     settings: CacheSettings
-    rows: np.ndarray  # int64 [N, 5]: offset, length, frame_w, frame_h, row side
+    rows: np.ndarray  # int64 [N, levels, 6]: offset, length, frame_w, frame_h, row side, level held
     unreadable: int
     missing_images: int  # annotated images that were not on disk when the samples were read
     origin: str  # "reused", "downloaded", "prepared" or "opened"
@@ -136,14 +149,25 @@ class CropCache:
         }
 
 
-def cache_settings(image_size, max_scale=MAX_CROP_SCALE, side=None, fmt="raw", quality=95) -> CacheSettings:
+def cache_settings(
+    image_size,
+    max_scale=MAX_CROP_SCALE,
+    side=None,
+    fmt=DEFAULT_FORMAT,
+    quality=DEFAULT_QUALITY,
+    levels=DEFAULT_LEVELS,
+) -> CacheSettings:
     size = (int(image_size[0]), int(image_size[1]))
-    if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0 or not 1 <= quality <= 100:
+    if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0 or not 1 <= quality <= 100 or levels < 1:
         raise ValueError(
-            f"crop cache needs fmt in {FORMATS}, max_scale >= 1, image_size > 0 and quality in 1..100; "
-            f"got fmt={fmt!r}, max_scale={max_scale}, image_size={size}, quality={quality}"
+            f"crop cache needs fmt in {FORMATS}, max_scale >= 1, image_size > 0, quality in 1..100 and "
+            f"levels >= 1; got fmt={fmt!r}, max_scale={max_scale}, image_size={size}, quality={quality}, "
+            f"levels={levels}"
         )
-    return CacheSettings(int(side or round(max_scale * max(size))), float(max_scale), fmt, int(quality))
+    ratio = max_scale ** (1 / levels)  # between one level's scales
+    return CacheSettings(
+        int(side or round(ratio * max(size))), float(max_scale), fmt, int(quality), int(levels)
+    )
 
 
 def prepare_cache(
@@ -153,8 +177,9 @@ def prepare_cache(
     *,
     max_scale: float = MAX_CROP_SCALE,
     side: int | None = None,
-    fmt: str = "raw",
-    quality: int = 95,
+    fmt: str = DEFAULT_FORMAT,
+    quality: int = DEFAULT_QUALITY,
+    levels: int = DEFAULT_LEVELS,
     workers: int = 0,
     annotation_files=(),
     missing_images: int = 0,
@@ -168,7 +193,7 @@ def prepare_cache(
     prepared caches are shared between machines: fetched from it before preparing, published to it after.
     """
     samples = list(samples)
-    settings = cache_settings(image_size, max_scale, side, fmt, quality)
+    settings = cache_settings(image_size, max_scale, side, fmt, quality, levels)
     key = cache_key(samples, settings, annotation_files, targets)
     folder = Path(cache_dir) / f"crops-{key[:24]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +202,7 @@ def prepare_cache(
         if index is None and share is not None:
             index, origin = share.fetch(folder, key), "downloaded"
         if index is None:
-            check_space(folder, estimated_size(len(samples), settings))
+            check_space(folder, estimated_size(len(samples), settings), settings)
             index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"
     if share is not None and origin != "downloaded":
         share.publish(folder)
@@ -224,18 +249,24 @@ def estimated_size(count: int, settings: CacheSettings) -> int:
     row = settings.side * settings.side * 3
     if settings.fmt == "jpeg":
         row //= JPEG_RATIO_ESTIMATE
-    return count * (row + 5 * 8 + 200)  # rows.npy: 5 int64 per sample; samples.json: about 200 bytes each
+    # rows.npy: 6 int64 per row; samples.json: about 200 bytes per sample
+    return count * (settings.levels * (row + 6 * 8) + 200)
 
 
-def check_space(folder: Path, needed: int) -> None:
+def check_space(folder: Path, needed: int, settings: CacheSettings) -> None:
     """Refuse, before writing anything, a cache that would not leave a margin free on its filesystem."""
     free = shutil.disk_usage(folder.parent).free
     margin = max(int(needed * SPACE_MARGIN), MIN_FREE_AFTER)
     if needed + margin > free:
+        compact = (
+            "dataset.cache_format=jpeg (about 12x smaller than raw)"
+            if settings.fmt == "raw"
+            else f"a lower dataset.cache_quality (now {settings.quality})"
+        )
         raise CacheWontFitError(
             f"the crop cache {folder} needs about {_gib(needed)} (and {_gib(margin)} to spare), but its "
-            f"filesystem has {_gib(free)} free: set dataset.cache_format=jpeg (about 12x smaller), "
-            "dataset.cache_dir to a larger disk, or dataset.cache_dir=null to decode frames each epoch"
+            f"filesystem has {_gib(free)} free: set {compact}, dataset.cache_dir to a larger disk, or "
+            "dataset.cache_dir=null to decode frames each epoch"
         )
 
 

@@ -28,22 +28,39 @@ def _encode_square(square: torch.Tensor, settings) -> bytes:
     return square.permute(1, 2, 0).contiguous().numpy().tobytes()
 
 
-def _encode_group(job) -> list[tuple[bytes, int, int, int]]:
-    """Rows for the boxes of one image: (bytes, frame_w, frame_h, side); empty bytes when unreadable."""
+Row = tuple[bytes, int, int, int]  # (bytes, frame_w, frame_h, side); empty bytes: the image was unreadable
+# A box's entry at one level: its row, or the index of the outer level whose row it shares.
+Level = Row | int
+
+
+def _encode_group(job) -> list[list[Level]]:
+    """Each box's levels (innermost first), for the boxes of one image."""
     image, boxes, settings = job
     try:
         frame = read_frame(image)
     except UnreadableFrame as exc:
         log.warning("Cache: skipping unreadable image %s", exc)
-        return [(b"", 0, 0, 0)] * len(boxes)
+        return [[(b"", 0, 0, 0)] * settings.levels for _ in boxes]
+    return [_box_levels(frame, box, settings) for box in boxes]
+
+
+def _box_levels(frame: torch.Tensor, box, settings) -> list[Level]:
+    """Inside a level kept as cut (not shrunk: a small hand), an inner level would hold no more detail, only
+    more bytes: it shares the outer level's row instead."""
     _, frame_h, frame_w = frame.shape
-    rows = []
-    for box in boxes:
-        square = crop_square(frame, square_crop_box(box, frame_w, frame_h, settings.max_scale))
+    levels: list[Level] = [0] * settings.levels
+    kept_as_cut = None  # the innermost level stored so far, once one was kept as cut
+    for level in reversed(range(settings.levels)):
+        if kept_as_cut is not None:
+            levels[level] = kept_as_cut
+            continue
+        square = crop_square(frame, square_crop_box(box, frame_w, frame_h, settings.scales[level]))
         if square.shape[-1] > settings.side:
             square = resize_and_pad(square, (settings.side, settings.side))
-        rows.append((_encode_square(square, settings), frame_w, frame_h, square.shape[-1]))
-    return rows
+        else:
+            kept_as_cut = level
+        levels[level] = (_encode_square(square, settings), frame_w, frame_h, square.shape[-1])
+    return levels
 
 
 def _one_thread() -> None:
@@ -58,7 +75,7 @@ def write_rows(samples, settings, folder: Path, workers: int) -> int:
     for i, s in enumerate(samples):  # decode each frame once, however many boxes it holds
         groups.setdefault(s.image, []).append(i)
     jobs = [(image, [samples[i].box for i in rows], settings) for image, rows in groups.items()]
-    table = np.zeros((len(samples), 5), dtype=np.int64)
+    table = np.zeros((len(samples), settings.levels, 6), dtype=np.int64)
     pool = ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 0 else None
     try:
         results = pool.map(_encode_group, jobs, chunksize=16) if pool else map(_encode_group, jobs)
@@ -73,7 +90,7 @@ def write_rows(samples, settings, folder: Path, workers: int) -> int:
         if pool:
             pool.shutdown()
     np.save(folder / "rows.npy", table)
-    return int((table[:, 1] == 0).sum())  # length 0: the image was unreadable
+    return int((table[:, 0, 1] == 0).sum())  # length 0: the image was unreadable
 
 
 def _write_crops(path: Path, groups, results, table: np.ndarray) -> None:
@@ -81,9 +98,15 @@ def _write_crops(path: Path, groups, results, table: np.ndarray) -> None:
     offset = 0
     with open(path, "wb") as out:
         for rows, encoded in zip(groups, results, strict=True):
-            for i, (data, frame_w, frame_h, side) in zip(rows, encoded, strict=True):
-                out.write(data)
-                table[i] = (offset, len(data), frame_w, frame_h, side)
-                offset += len(data)
+            for i, levels in zip(rows, encoded, strict=True):
+                for level in reversed(range(len(levels))):  # outermost first: a shared row is placed
+                    entry = levels[level]
+                    if isinstance(entry, int):
+                        table[i, level] = table[i, entry]
+                        continue
+                    data, frame_w, frame_h, side = entry
+                    out.write(data)
+                    table[i, level] = (offset, len(data), frame_w, frame_h, side, level)
+                    offset += len(data)
         out.flush()
         os.fsync(out.fileno())

@@ -1,9 +1,10 @@
 """Crops read from a crop cache: ``HandCropDataset``'s contract without decoding a frame.
 
-A crop at scale ``s <= max_scale`` is the matching sub-square of the sample's cached row: a window that may
-start and end between the row's pixels when the row was shrunk. PIL resamples such a fractional window
-directly (``resize(box=...)``, the same antialiased triangle filter as ``F.interpolate(antialias=True)``), in
-about a millisecond, so the crop lands where the full-frame path's would, up to resampling.
+A crop at scale ``s <= max_scale`` is the matching sub-square of the sample's row at the smallest level that
+holds it: a window that may start and end between the row's pixels when the row was shrunk. PIL resamples
+such a fractional window directly (``resize(box=...)``, the same antialiased triangle filter as
+``F.interpolate(antialias=True)``), in under a millisecond, so the crop lands where the full-frame path's
+would, up to resampling.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from handgesture.data.annotations import Sample
-from handgesture.data.geometry import crop_scale, fit_size, pad_offsets, square_crop_box
+from handgesture.data.geometry import crop_scale, fit_size, level_of, pad_offsets, square_crop_box
 
 
 def crop_window(square: Image.Image, x0: float, y0: float, side: float, fitted) -> torch.Tensor:
@@ -50,6 +51,7 @@ class CachedCropDataset(Dataset):
         self.samples, self.train = list(samples), train
         self.rows = cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
         self.image_size, self.settings = cache.image_size, cache.settings
+        self.scales = cache.settings.scales
         self.path = str(cache.folder / "crops.bin")
         self._fd: tuple[int, int] | None = None  # (pid, fd): opened lazily, once per worker process
 
@@ -71,11 +73,10 @@ class CachedCropDataset(Dataset):
         decoded = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
         return Image.fromarray(decoded.permute(1, 2, 0).numpy())
 
-    def _window(self, box, frame_w: int, frame_h: int, row_side: int, scale: float):
-        """(x0, y0, side, frame_side) of the frame square at ``scale`` in the row's (fractional) pixels."""
-        if scale > self.settings.max_scale:
-            raise ValueError(f"crop scale {scale} exceeds the cache's max_scale {self.settings.max_scale}")
-        big = square_crop_box(box, frame_w, frame_h, self.settings.max_scale)
+    def _window(self, box, frame_w: int, frame_h: int, row_side: int, scale: float, row_scale: float):
+        """(x0, y0, side, frame_side) of the frame square at ``scale`` in the (fractional) pixels of the row
+        that holds the square at ``row_scale``."""
+        big = square_crop_box(box, frame_w, frame_h, row_scale)
         crop = square_crop_box(box, frame_w, frame_h, scale)
         factor = row_side / (big[2] - big[0])
         side = crop[2] - crop[0]
@@ -87,11 +88,12 @@ class CachedCropDataset(Dataset):
             scale = crop_scale(seed, self.train)
         else:
             index, scale = int(key), 1.0
-        offset, length, frame_w, frame_h, side = (int(v) for v in self.rows[index])
+        row = self.rows[index, level_of(scale, self.scales)]
+        offset, length, frame_w, frame_h, side, held = (int(v) for v in row)
         if length == 0:
             return None  # unreadable when the cache was prepared (counted in CropCache.unreadable)
         sample = self.samples[index]
-        x0, y0, sub, frame_side = self._window(sample.box, frame_w, frame_h, side, scale)
+        x0, y0, sub, frame_side = self._window(sample.box, frame_w, frame_h, side, scale, self.scales[held])
         fitted = fit_size(frame_side, self.image_size)
         image = crop_window(self._square(offset, length, side), x0, y0, sub, fitted)
         if fitted != self.image_size:

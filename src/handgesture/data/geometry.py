@@ -71,7 +71,28 @@ def pad_offsets(fitted: tuple[int, int], image_size: tuple[int, int]) -> tuple[i
     return left, width - w - left, top, height - h - top
 
 
-MAX_CROP_SCALE = 2.0  # crop caches hold each hand's square at this scale
+MAX_CROP_SCALE = 2.0  # crop caches hold each hand's square up to this scale
+
+
+def level_scales(max_scale: float, levels: int) -> list[float]:
+    """The outer scales of a crop cache's concentric levels: ``levels`` equal ratios from 1 to ``max_scale``.
+
+    Level ``i`` serves crop scales up to its own (and above the one before). Two levels of side
+    ``s * sqrt(2)`` hold as many pixels as one of side ``2 * s``, but a crop reads and resamples half as many.
+    """
+    if levels < 1 or max_scale < 1.0:
+        raise ValueError(f"need levels >= 1 and max_scale >= 1, got levels={levels}, max_scale={max_scale}")
+    scales = [max_scale ** ((i + 1) / levels) for i in range(levels)]
+    scales[-1] = max_scale  # exactly, not a rounded power
+    return scales
+
+
+def level_of(scale: float, scales: list[float]) -> int:
+    """The smallest level whose square holds a crop at ``scale``."""
+    for i, outer in enumerate(scales):
+        if scale <= outer:
+            return i
+    raise ValueError(f"crop scale {scale} exceeds the cache's largest scale {scales[-1]}")
 
 
 def crop_scale(rng_seed: int, train: bool) -> float:

@@ -123,6 +123,8 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         ds.image_size,
         ds.cache_dir,
         fmt=ds.cache_format,
+        quality=ds.cache_quality,
+        levels=ds.cache_levels,
         workers=config.train_params.num_workers,
         annotation_files=sorted(Path(folder).glob("*.json")),
         missing_images=found.missing_images,

@@ -4,7 +4,15 @@ import random
 
 import pytest
 
-from handgesture.data.geometry import clip_to_frame, crop_scale, fit_size, pad_offsets, square_crop_box
+from handgesture.data.geometry import (
+    clip_to_frame,
+    crop_scale,
+    fit_size,
+    level_of,
+    level_scales,
+    pad_offsets,
+    square_crop_box,
+)
 
 
 def test_square_is_centred_on_the_box_with_the_longer_side():
@@ -112,3 +120,20 @@ def test_crop_scale_is_one_for_eval_and_seeded_uniform_for_training():
     assert all(1.0 <= s < 2.0 for s in scales)
     assert scales == [crop_scale(seed, train=True) for seed in range(200)]
     assert min(scales) < 1.2 and max(scales) > 1.8
+
+
+@pytest.mark.parametrize(
+    ("levels", "scales"), [(1, [2.0]), (2, [2**0.5, 2.0]), (3, [2 ** (1 / 3), 2 ** (2 / 3), 2.0])]
+)
+def test_levels_split_the_scales_into_equal_ratios(levels, scales):
+    got = level_scales(2.0, levels)
+    assert got == pytest.approx(scales) and got[-1] == 2.0  # the last one exactly: no crop falls outside
+
+
+def test_a_crop_reads_the_smallest_level_that_holds_it():
+    scales = level_scales(2.0, 2)
+    assert [level_of(s, scales) for s in (1.0, 1.4, 2**0.5, 1.42, 1.999, 2.0)] == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="crop scale 2.1 exceeds the cache's largest scale 2.0"):
+        level_of(2.1, scales)
+    with pytest.raises(ValueError, match="levels >= 1"):
+        level_scales(2.0, 0)
