@@ -44,8 +44,11 @@ def train_hand_gesture_classifier(
     overrides: list[str] | None = None,
     resume: str | None = None,
     storage: str | None = None,
-) -> RunSummary:
+) -> RunSummary | None:
     """Train a HaGRID hand-gesture classifier, checkpointing full training state as it goes.
+
+    Returns the run's summary; None on the nodes of a multi-node data-parallel run other than node 0, whose
+    flow run trains rank 0 and publishes the run.
 
     Args:
         config: Config YAML merged over configs/default.yaml (not read when resuming: a resume continues
@@ -62,6 +65,8 @@ def train_hand_gesture_classifier(
     persist_results_with(resolved)
     prepared = prepare_data_task(resolved)
     summary = train_task(resolved, prepared, resume or None)
+    if summary is None:  # a node of a multi-node run without rank 0
+        return None
     return persist_task(resolved, summary)
 
 
@@ -76,7 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)  # key=value overrides may come before, between or after options
 
 
-def main(argv: list[str] | None = None) -> RunSummary:
+def main(argv: list[str] | None = None) -> RunSummary | None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)
     if args.model:
@@ -99,7 +104,10 @@ def main(argv: list[str] | None = None) -> RunSummary:
         # One clear line (Prefect has already logged any details): exit 2 for bad input, else 1.
         raise SystemExit(report_error(exc)) from None
 
-    print_summary(result)
+    if result is None:
+        print("this node's ranks are done; the flow run of the node with rank 0 writes and publishes the run")
+    else:
+        print_summary(result)
     return result
 
 

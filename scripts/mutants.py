@@ -271,6 +271,18 @@ MUTANTS = [
         "flows/train.py",
         (edit("raise SystemExit(report_error(exc)) from None", "raise SystemExit(1) from None"),),
     ),
+    Mutant(
+        "every rank reads rank 0's slice",
+        "Data-parallel",
+        "src/handgesture/data/dataset.py",
+        (edit("first = self.start + self.rank * size", "first = self.start"),),
+    ),
+    Mutant(
+        "position counts one rank's samples",
+        "Data-parallel",
+        "src/handgesture/training/engine.py",
+        (edit('int(batch["skipped"])) * world', 'int(batch["skipped"]))'),),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 

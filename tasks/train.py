@@ -19,7 +19,7 @@ from tasks.retry import RETRY_POLICY
 # A run past a day is taken as stuck (a hung loader, a GPU that stopped answering): it fails, and the retry
 # continues from its last checkpoint. For longer runs: train_task.with_options(timeout_seconds=...).
 @task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, **RETRY_POLICY)
-def train_task(config: dict, prepared: PreparedData, resume: str | None = None) -> RunSummary:
+def train_task(config: dict, prepared: PreparedData, resume: str | None = None) -> RunSummary | None:
     logger = get_run_logger()
     # Prefect attaches its handlers to the library's logger (PREFECT_LOGGING_EXTRA_LOGGERS) but not a level.
     logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())

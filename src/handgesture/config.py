@@ -82,6 +82,12 @@ class TrainParams:
     prefetch_factor: int = 2
     amp: bool = True
     log_every_n_steps: int = 10
+    # Data-parallel training (DDP, launched with torchrun's elastic launcher): ranks per node, "auto" for
+    # every visible GPU; nodes, and where they meet (host:port of node 0's rendezvous); SyncBatchNorm.
+    devices: str = "1"
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+    sync_bn: bool = False
 
 
 @dataclass

@@ -38,6 +38,10 @@ RULES = [
     _rule("train_params.num_workers", ">= 0", lambda v: v >= 0),
     _rule("train_params.prefetch_factor", ">= 1", lambda v: v >= 1),
     _rule("train_params.log_every_n_steps", ">= 1", lambda v: v >= 1),
+    _rule(
+        "train_params.devices", "auto or a count >= 1", lambda v: v == "auto" or (v.isdigit() and int(v) >= 1)
+    ),
+    _rule("train_params.nnodes", ">= 1", lambda v: v >= 1),
     _rule("optimizer.optimizer", f"one of {OPTIMIZERS}", lambda v: v in OPTIMIZERS),
     _rule("optimizer.lr", "a finite number > 0", lambda v: _finite(v) and v > 0),
     _rule("optimizer.momentum", "a finite number >= 0", lambda v: _finite(v) and v >= 0),

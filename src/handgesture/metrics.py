@@ -30,23 +30,24 @@ BEST_METRIC = "gesture/f1_score"
 
 
 class HeadMetrics:
-    """Accumulates one head's predictions over an evaluation pass; targets of `UNKNOWN_HAND` are left out."""
+    """Accumulates one head's predictions over an evaluation pass; targets of `UNKNOWN_HAND` are left out.
+
+    In a data-parallel run each rank sees its shard; torchmetrics sums the ranks' states when computing, so
+    the figures are those of one pass over the whole split."""
 
     def __init__(self, num_classes: int, device: torch.device, average: str = "weighted", names=METRIC_NAMES):
         kwargs = {"num_classes": num_classes, "average": average, "ignore_index": UNKNOWN_HAND}
         self.scores = MetricCollection({name: _METRICS[name](**kwargs) for name in names}).to(device)
         self.matrix = MulticlassConfusionMatrix(num_classes=num_classes, ignore_index=UNKNOWN_HAND).to(device)
-        self.known = torch.zeros((), dtype=torch.long, device=device)  # targets that count
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         predictions = logits.argmax(dim=1)
         self.scores.update(predictions, target)
         self.matrix.update(predictions, target)
-        self.known += (target != UNKNOWN_HAND).sum()
 
     def compute(self) -> dict[str, float]:
         """The scores; empty when no target counted (HaGRID v2 data has no leading hand)."""
-        if not self.known.item():
+        if not self.matrix.compute().sum().item():  # the targets that count, on every rank
             return {}
         return {name: float(value) for name, value in self.scores.compute().items()}
 

@@ -76,3 +76,26 @@ def test_prefect_yaml_deploys_what_the_docs_list():
     assert all(
         f"`{d['entrypoint'].split(':')[0]}`" in docs and name in docs for name, d in deployments.items()
     )
+
+
+def test_the_multi_node_job_trains_one_run_across_its_pods():
+    from flows.train import parse_args
+
+    from handgesture.config import flow_overrides, load_config
+
+    service, job = yaml.safe_load_all((ROOT / "deploy/kubernetes-ddp-job.yaml").read_text())
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"][:2] == ["handgesture", "train"]  # the flow, as `handgesture train` runs it
+    args = parse_args(container["command"][2:])
+    config = load_config(None, flow_overrides(args.overrides, args.storage))  # every key valid
+    params = config.train_params
+    assert params.nnodes == spec["completions"] == spec["parallelism"] and config.storage.run_name
+    # Pod 0 hosts the rendezvous: its DNS name is <job>-0.<subdomain>, the headless Service selects the pods.
+    host, port = params.rdzv_endpoint.split(":")
+    assert host == f"{job['metadata']['name']}-0.{pod['subdomain']}"
+    assert pod["subdomain"] == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"job-name": job["metadata"]["name"]}
+    assert int(port) == service["spec"]["ports"][0]["port"] == container["ports"][0]["containerPort"]
+    assert spec["completionMode"] == "Indexed" and params.devices == "auto"

@@ -84,12 +84,27 @@ class HandCropDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields ``(index, sample_seed)`` for one epoch's permutation, from position ``start`` on."""
+    """Yields ``(index, sample_seed)`` for one epoch's permutation, from position ``start`` on.
 
-    def __init__(self, num_samples: int, seed: int, shuffle: bool):
+    Data-parallel (``world > 1``), the permutation, the positions and the seeds stay global: every rank
+    reads its shard of the same order, so a resume at another world size continues at the same position.
+    Training (``batch_size`` given) takes whole global batches of ``batch_size x world`` positions, rank
+    ``r`` the ``r``-th slice of each; evaluation takes positions ``rank, rank + world, ...``.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int,
+        shuffle: bool,
+        rank: int = 0,
+        world: int = 1,
+        batch_size: int | None = None,
+    ):
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         self.num_samples, self.seed, self.shuffle = num_samples, seed, shuffle
+        self.rank, self.world, self.batch_size = rank, world, batch_size
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -105,13 +120,24 @@ class EpochSampler(Sampler):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return torch.randperm(self.num_samples, generator=generator).tolist()
 
+    def positions(self) -> range | list[int]:
+        """The global positions this rank reads, in order."""
+        if self.world == 1:
+            return range(self.start, self.num_samples)
+        if self.batch_size is None:
+            return range(self.start + self.rank, self.num_samples, self.world)
+        size, span = self.batch_size, self.batch_size * self.world
+        steps = (self.num_samples - self.start) // span
+        first = self.start + self.rank * size
+        return [first + step * span + i for step in range(steps) for i in range(size)]
+
     def __iter__(self):
         order = self.order()
-        for position in range(self.start, self.num_samples):
+        for position in self.positions():
             yield order[position], sample_seed(self.seed, self.epoch, position)
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return len(self.positions())
 
 
 def collate_skipping(batch) -> dict:

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from handgesture.errors import InputError
+from handgesture.cluster import SINGLE, Cluster
+from handgesture.errors import DataError, InputError
 from handgesture.metrics import BEST_METRIC, HEADS, METRIC_NAMES, HeadMetrics, head_loss
 from handgesture.models import preprocess
 
@@ -58,11 +59,12 @@ class LossWindow:
         self.total += loss.detach().double()
         self.steps += 1
 
-    def drain(self) -> tuple[float | None, int, int]:
-        """(the epoch's running sum, steps, first step), or (None, 0, 0) when no step was added."""
+    def drain(self, cluster: Cluster = SINGLE) -> tuple[float | None, int, int]:
+        """(the epoch's running sum, steps, first step), or (None, 0, 0) when no step was added. In a
+        data-parallel run, the ranks' mean: every rank adds the same steps, so all drain together."""
         if self.total is None:
             return None, 0, 0
-        total, steps, first = self.total.item(), self.steps, self.first_step  # the one sync
+        total, steps, first = cluster.mean(self.total).item(), self.steps, self.first_step  # the one sync
         self.total, self.steps = None, 0
         return total, steps, first
 
@@ -71,7 +73,7 @@ class LossWindow:
 class Trainer:
     """Everything a step needs; built once by the caller, restored from a checkpoint when resuming."""
 
-    model: nn.Module
+    model: nn.Module  # the model itself: what checkpoints hold and evaluation runs
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -85,6 +87,12 @@ class Trainer:
     losses: LossWindow = field(default_factory=LossWindow)
     skipped_images: int = 0  # unreadable training images met by this process
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
+    cluster: Cluster = SINGLE  # this rank among a data-parallel run's
+    parallel_model: nn.Module | None = None  # the DistributedDataParallel wrapper training steps through
+
+    @property
+    def step_model(self) -> nn.Module:
+        return self.parallel_model or self.model
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -104,13 +112,16 @@ class Hooks:
 
 def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> float:
     """One pass over `batches` (already positioned after any samples seen before a resume)."""
-    model, progress = trainer.model, trainer.progress
+    model, progress, world = trainer.step_model, trainer.progress, trainer.cluster.world_size
     model.train()
     for batch in batches:
-        # Position counts sampled items, unreadable ones included, so a resume skips exactly these.
-        progress.position += batch["gesture"].numel() + int(batch["skipped"])
+        # Position counts sampled items, unreadable ones included, so a resume skips exactly these; in a
+        # data-parallel run, every rank's (each reads a batch of the same size).
+        progress.position += (batch["gesture"].numel() + int(batch["skipped"])) * world
         trainer.skipped_images += int(batch["skipped"])
         if batch["gesture"].numel() < 2:
+            if trainer.cluster.distributed:
+                raise DataError(_TOO_FEW_TO_STEP.format(rank=trainer.cluster.rank, step=progress.global_step))
             continue  # unreadable images left nothing, or one item, which BatchNorm cannot train on
         images, targets = _to_device(batch, trainer.device)
         # One backward path: autocast and the scaler are no-ops when AMP is off.
@@ -139,7 +150,7 @@ def settle(trainer: Trainer) -> float | None:
     A loss that is no number stops training here. Every checkpoint settles first (`TrainingState.dump`),
     so weights that a non-finite loss stepped into are never saved, let alone as the best."""
     progress = trainer.progress
-    total, steps, first = trainer.losses.drain()
+    total, steps, first = trainer.losses.drain(trainer.cluster)
     if total is None:
         return None
     if not math.isfinite(total):
@@ -151,6 +162,13 @@ def settle(trainer: Trainer) -> float | None:
     progress.epoch_loss_sum, progress.epoch_batches = total, progress.epoch_batches + steps
     return mean
 
+
+# A step every rank takes or none does (the gradients are averaged across them).
+_TOO_FEW_TO_STEP = (
+    "rank {rank}'s batch after step {step} holds fewer than 2 readable images, and a data-parallel "
+    "step cannot be skipped on one rank: remove the unreadable images the crop cache reported, or train "
+    "on one device"
+)
 
 Observer = Callable[[dict, dict[str, torch.Tensor]], None]  # (the batch as loaded, the model's outputs)
 
@@ -178,6 +196,7 @@ def evaluate(trainer: Trainer, batches: Iterable[dict], observe: Observer | None
             metrics[head].update(outputs[head].float(), targets[head])
         if observe:
             observe(batch, {head: outputs[head].float() for head in HEADS})
+    skipped = int(trainer.cluster.sum(torch.tensor(skipped, device=trainer.cluster.device)).item())
     result: dict[str, Any] = {"skipped_images": skipped}
     for head in HEADS:
         result.update({f"{head}/{name}": value for name, value in metrics[head].compute().items()})

@@ -1,11 +1,14 @@
 """One training run, read straight down like torchvision's reference `main`: set up, restore, fit, finish.
 
-This is what the Prefect train task calls, and what a notebook or shell can call directly.
+This is what the Prefect train task calls, and what a notebook or shell can call directly. A data-parallel
+run (`train_params.devices` > 1, or several nodes) is the same code on every rank: rank 0 restores and
+writes, the others take rank 0's start and wait for its commits.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Callable
@@ -13,20 +16,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
 from handgesture.checkpoints.lease import default_owner
 from handgesture.checkpoints.run_folder import Retention, RunFolder, run_uri
-from handgesture.config import Config, config_hash, to_yaml
+from handgesture.cluster import SINGLE, Cluster
+from handgesture.config import Config, config_hash, from_dict, to_dict, to_yaml
 from handgesture.data.loaders import DataBundle, build_data
 from handgesture.data.prepare import PreparedData, prepare_data
-from handgesture.errors import DataError, StorageError
+from handgesture.errors import ConfigError, DataError, StorageError
 from handgesture.metrics import scalars
 from handgesture.storage import open_store, s3_settings
 from handgesture.tracking import Tracker
 from handgesture.training.committer import Committer, stop_on_sigterm
-from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit
+from handgesture.training.distributed import is_data_parallel, launch
+from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit, settle
 from handgesture.training.progress_bars import ProgressBars
 from handgesture.training.resume import start_point
-from handgesture.training.setup import build_trainer, pick_device, seed_everything
+from handgesture.training.setup import build_trainer, pick_device, rank_device, seed_everything
 from handgesture.training.state import Lineage, TrainingState
 from handgesture.training.summary import RunSummary, best_scalars, hparams_of, summarize
 
@@ -43,22 +52,75 @@ def run_training(
     prepared: PreparedData | None = None,
     on_epoch: EpochCallback | None = None,
     show_progress: bool = False,
-) -> RunSummary:
+) -> RunSummary | None:
     """Train per `config` on the `prepared` data (prepared here when not given).
 
     A run folder that already holds committed checkpoints (a retried task, a re-run flow run, a restarted
     process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
-    The run folder is leased to this run (or this flow run) until it finishes.
+    The run folder is leased to this run (or this flow run) until it finishes. A data-parallel run launches
+    this node's ranks here and returns rank 0's summary (None on the other nodes of a multi-node run);
+    `on_epoch` is then not called (the ranks are processes of their own).
     """
     resume = resume or config.checkpoint.resume
-    run = set_up(config, prepared or prepare_data(config), run_name, flow_run_id)
+    prepared = prepared or prepare_data(config)
+    if not is_data_parallel(config):
+        return run_rank(config, SINGLE, resume, run_name, flow_run_id, prepared, on_epoch, show_progress)
+    if config.train_params.nnodes > 1 and not (run_name or config.storage.run_name):
+        raise ConfigError("train_params.nnodes > 1 needs storage.run_name: every node must write one run")
+    name = run_name or config.storage.run_name or new_run_name()
+    args = (to_dict(config), resume, name, flow_run_id, prepared, show_progress)
+    return launch(config, name, _rank_main, *args)
+
+
+def _rank_main(config: dict, resume, run_name, flow_run_id, prepared, show_progress) -> RunSummary | None:
+    """One rank of a data-parallel run, in a process of its own that torchrun's launcher started."""
+    cfg = from_dict(config)
+    device = rank_device(cfg, int(os.environ["LOCAL_RANK"]))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        parent = start_point(run.state, config, run.folder, resume)
-        run.begin(parent, flow_run_id, resume)
-        metrics = train(run, on_epoch, show_progress)
+        cluster = Cluster.from_env(device)
+        return run_rank(cfg, cluster, resume, run_name, flow_run_id, prepared, None, show_progress)
+    finally:
+        dist.destroy_process_group()
+
+
+def run_rank(
+    config: Config,
+    cluster: Cluster,
+    resume: str | None,
+    run_name: str | None,
+    flow_run_id: str | None,
+    prepared: PreparedData,
+    on_epoch: EpochCallback | None,
+    show_progress: bool,
+) -> RunSummary | None:
+    """The run on this rank (the only one, on one device); the summary on rank 0, None on the others."""
+    run = set_up(config, prepared, run_name, flow_run_id, cluster)
+    parent = None
+    try:
+        if cluster.is_main:
+            parent = start_point(run.state, config, run.folder, resume)
+            run.begin(parent, flow_run_id, resume)
+        share_start(run)
+        metrics = train(run, on_epoch, show_progress and cluster.is_main)
     finally:
         run.finish(failing=sys.exc_info()[1])
-    return run.summary(metrics, parent)
+    return run.summary(metrics, parent) if cluster.is_main else None
+
+
+def share_start(run: TrainingRun) -> None:
+    """Every rank starts from rank 0's state (its checkpoint, or its fresh model and RNG), then steps
+    through DistributedDataParallel, which averages the gradients."""
+    trainer, cluster = run.trainer, run.trainer.cluster
+    if not cluster.distributed:
+        return
+    start = cluster.broadcast(run.state.dump({}) if cluster.is_main else None)
+    if not cluster.is_main:
+        run.state.restore(start, "rank 0's start")
+    device_ids = [cluster.device] if cluster.device.type == "cuda" else None
+    trainer.parallel_model = DistributedDataParallel(trainer.model, device_ids=device_ids)
 
 
 @dataclass
@@ -70,7 +132,7 @@ class TrainingRun:
     data: DataBundle
     trainer: Trainer
     state: TrainingState
-    folder: RunFolder
+    folder: RunFolder | None  # None on data-parallel ranks other than 0: they never write
     steps_per_epoch: int
     tracker: Tracker | None = None
 
@@ -94,6 +156,8 @@ class TrainingRun:
 
     def finish(self, failing: BaseException | None) -> None:
         """Close tracking and wait for uploads; when the run is already `failing`, don't mask that error."""
+        if self.folder is None:
+            return
         try:
             if self.tracker:
                 self.tracker.close()
@@ -119,27 +183,37 @@ class TrainingRun:
 
 
 def set_up(
-    config: Config, prepared: PreparedData, run_name: str | None, flow_run_id: str | None
+    config: Config,
+    prepared: PreparedData,
+    run_name: str | None,
+    flow_run_id: str | None,
+    cluster: Cluster = SINGLE,
 ) -> TrainingRun:
-    """Seeds, device, loaders, trainer and the run's folder (nothing is written to it yet)."""
+    """Seeds, device, loaders, trainer and the run's folder (nothing is written to it yet; rank 0's only)."""
     seed_everything(config.random_state, config.deterministic)
-    device = pick_device(config.device)
-    data = build_data(config, device, prepared)
-    steps_per_epoch = data.train_size // config.train_params.train_batch_size
+    device = cluster.device if cluster.distributed else pick_device(config.device)
+    data = build_data(config, device, prepared, cluster)
+    global_batch = config.train_params.train_batch_size * cluster.world_size
+    steps_per_epoch = data.train_size // global_batch
     if steps_per_epoch == 0:
         raise DataError(
-            f"the training split has {data.train_size} samples, fewer than "
-            f"train_params.train_batch_size={config.train_params.train_batch_size}"
+            f"the training split has {data.train_size} samples, fewer than one global batch: "
+            f"train_params.train_batch_size={config.train_params.train_batch_size} x {cluster.world_size} "
+            "ranks"
         )
-    trainer = build_trainer(config, device, steps_per_epoch)
+    trainer = build_trainer(config, device, steps_per_epoch, cluster)
     name = run_name or config.storage.run_name or new_run_name()
-    uri = run_uri(config.storage.uri, config.storage.experiment, name)
-    retention = Retention(config.checkpoint.keep_last, config.checkpoint.keep_best)
-    folder = RunFolder(
-        open_store(uri, s3_settings(config.storage)), retention, owner=default_owner(flow_run_id)
-    )
+    folder = _run_folder(config, name, flow_run_id) if cluster.is_main else None
     return TrainingRun(
         config, name, data, trainer, TrainingState(trainer, config, steps_per_epoch), folder, steps_per_epoch
+    )
+
+
+def _run_folder(config: Config, name: str, flow_run_id: str | None) -> RunFolder:
+    uri = run_uri(config.storage.uri, config.storage.experiment, name)
+    retention = Retention(config.checkpoint.keep_last, config.checkpoint.keep_best)
+    return RunFolder(
+        open_store(uri, s3_settings(config.storage)), retention, owner=default_owner(flow_run_id)
     )
 
 
@@ -151,7 +225,15 @@ def train(run: TrainingRun, on_epoch: EpochCallback | None, show_progress: bool)
     """Fit up to `train_params.epochs`, committing checkpoints as it goes; the last validation metrics,
     and the test split's (`test/...`) when there is one."""
     config, trainer, data = run.config, run.trainer, run.data
-    committer = Committer(run.state.dump, run.folder, config.checkpoint)
+    # Rank 0 writes; another rank's commit only settles the loss window with it (a collective).
+    dump = run.state.dump if trainer.cluster.is_main else (lambda _metrics: settle(trainer))
+    committer = Committer(
+        dump,
+        run.folder,
+        config.checkpoint,
+        cluster=trainer.cluster,
+        agree_every=config.train_params.log_every_n_steps,
+    )
     epochs = config.train_params.epochs
     bars = ProgressBars(show_progress, epochs, trainer.progress.epoch, run.steps_per_epoch)
     with stop_on_sigterm(committer), bars:

@@ -7,7 +7,9 @@ import random
 
 import numpy as np
 import torch
+from torch import nn
 
+from handgesture.cluster import SINGLE, Cluster
 from handgesture.config import Config, OptimizerConfig
 from handgesture.models import build_model
 from handgesture.training.engine import Trainer
@@ -32,14 +34,25 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
-def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) -> Trainer:
+def rank_device(config: Config, local_rank: int) -> torch.device:
+    """A data-parallel rank's device: its own GPU (by local rank) when the run is on CUDA, else the CPU."""
+    device = pick_device(config.device)
+    return torch.device("cuda", local_rank) if device.type == "cuda" else torch.device("cpu")
+
+
+def build_trainer(
+    config: Config, device: torch.device, steps_per_epoch: int, cluster: Cluster = SINGLE
+) -> Trainer:
     model = build_model(
         config.model.name,
         len(config.dataset.targets),
         pretrained=config.model.pretrained,
         freezed=config.model.freezed,
         image_size=config.dataset.image_size[0],
-    ).to(device)
+    )
+    if cluster.distributed and config.train_params.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys: checkpoints unchanged
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     opt = config.optimizer
@@ -57,6 +70,7 @@ def build_trainer(config: Config, device: torch.device, steps_per_epoch: int) ->
         metric_average=config.metric_params.average,
         metric_names=tuple(config.metric_params.metrics),
         log_every_n_steps=config.train_params.log_every_n_steps,
+        cluster=cluster,
     )
 
 

@@ -161,6 +161,46 @@ def test_resume_yields_exactly_the_tail_of_the_epoch(start):
     assert len(resumed) == 30 - start
 
 
+def _ranks(num, world, batch, start=0, epoch=5):
+    shards = []
+    for rank in range(world):
+        sampler = EpochSampler(num, seed=11, shuffle=True, rank=rank, world=world, batch_size=batch)
+        sampler.set_epoch(epoch, start=start)
+        shards.append(list(sampler))
+    return shards
+
+
+def test_ranks_split_each_global_batch_of_one_permutation():
+    full = EpochSampler(30, seed=11, shuffle=True)
+    full.set_epoch(5)
+    everything = list(full)  # the global order: indices and seeds by global position
+    zero, one = _ranks(30, world=2, batch=4)
+    assert len(zero) == len(one) == 12  # 3 whole global batches of 8; the last 6 positions wait
+    for step in range(3):
+        assert zero[4 * step : 4 * step + 4] == everything[8 * step : 8 * step + 4]
+        assert one[4 * step : 4 * step + 4] == everything[8 * step + 4 : 8 * step + 8]
+
+
+@pytest.mark.parametrize(("world", "batch", "start"), [(2, 4, 8), (3, 2, 12), (2, 3, 0)])
+def test_another_world_size_continues_at_the_global_position(world, batch, start):
+    # `start` samples were trained by some world size; this one takes over from there.
+    full = EpochSampler(30, seed=11, shuffle=True)
+    full.set_epoch(5)
+    everything = list(full)
+    shards = _ranks(30, world, batch, start=start)
+    taken = sorted(item for shard in shards for item in shard)
+    steps = (30 - start) // (world * batch)
+    assert taken == sorted(everything[start : start + steps * world * batch])
+
+
+def test_evaluation_shards_cover_the_split_once():
+    shards = []
+    for rank in range(3):
+        sampler = EpochSampler(10, seed=0, shuffle=False, rank=rank, world=3)
+        shards.append([i for i, _ in sampler])
+    assert shards == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+
+
 def test_sampler_rejects_start_outside_the_epoch():
     with pytest.raises(ValueError, match="start"):
         EpochSampler(10, seed=0, shuffle=True).set_epoch(0, start=11)
