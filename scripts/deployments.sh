@@ -3,7 +3,7 @@
 #
 #   scripts/deployments.sh server     start `prefect server start` on 127.0.0.1:$PREFECT_PORT (foreground)
 #   scripts/deployments.sh pool       create the work pool handgesture-gpu (type $HANDGESTURE_POOL_TYPE, default process)
-#   scripts/deployments.sh deploy     `prefect deploy --name train --name scheduled-retrain --name evaluate` (process pool)
+#   scripts/deployments.sh deploy     `prefect deploy --name train --name scheduled-retrain --name evaluate --name sweep` (process pool)
 #   scripts/deployments.sh worker     start a worker on the pool (foreground; one per GPU, see docs/deployments.md)
 #   scripts/deployments.sh run [DEPLOYMENT] [--param k=v ...]   trigger a run (default: the train deployment);
 #                                     OVERRIDES='["train_params.epochs=1"]' passes the overrides list
@@ -33,7 +33,7 @@ case "${1:-}" in
         "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1 \
             || "$BIN/prefect" work-pool create "$POOL" --type "$POOL_TYPE" ;;
     deploy)
-        "$BIN/prefect" --no-prompt deploy --name train --name scheduled-retrain --name evaluate ;;
+        "$BIN/prefect" --no-prompt deploy --name train --name scheduled-retrain --name evaluate --name sweep ;;
     worker)
         exec "$BIN/prefect" worker start --pool "$POOL" --type "$POOL_TYPE" ;;
     run)

@@ -125,6 +125,7 @@ class StorageConfig:
 @dataclass
 class TrackingConfig:
     tensorboard: bool = True
+    hparams: list[str] = field(default_factory=list)  # more config keys for TensorBoard's HParams (a sweep's)
 
 
 @dataclass

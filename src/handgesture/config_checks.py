@@ -87,7 +87,8 @@ def _is_name(value: str) -> bool:
     return bool(_NAME.match(value)) and value not in ("..", ".") and value not in RESERVED_NAMES
 
 
-def _get(config, dotted: str):
+def config_value(config, dotted: str):
+    """The value of a dotted key (`optimizer.lr`) of a Config."""
     value = config
     for part in dotted.split("."):
         value = getattr(value, part)
@@ -97,7 +98,7 @@ def _get(config, dotted: str):
 def validate(config) -> None:
     """Every rule, then what depends on several keys or on this machine."""
     for key, expected, ok in RULES:
-        value = _get(config, key)
+        value = config_value(config, key)
         if not ok(value):
             raise ConfigError(f"{key} must be {expected}, got {value!r}")
     if config.checkpoint.keep_last + config.checkpoint.keep_best < 1:
@@ -105,6 +106,11 @@ def validate(config) -> None:
             "checkpoint.keep_last and checkpoint.keep_best are both 0: at least one committed checkpoint "
             "must be kept (set keep_last >= 1)"
         )
+    for key in config.tracking.hparams:
+        try:
+            config_value(config, key)
+        except AttributeError:
+            raise ConfigError(f"tracking.hparams: {key!r} is not a config key") from None
     _check_device_exists(config.device)
 
 

@@ -23,6 +23,7 @@ KINDS = {POOL: "process", "handgesture-docker": "docker", "handgesture-kubernete
 TRAIN = "train-hand-gesture-classifier/train"
 RETRAIN = "retrain-hand-gesture-classifier/scheduled-retrain"
 EVALUATE = "evaluate-hand-gesture-classifier/evaluate"
+SWEEP = "sweep-hand-gesture-classifier/sweep"
 EXPERIMENT = "e2e"
 
 
@@ -177,7 +178,7 @@ def lineage_parent(s3_server, checkpoint_uri: str) -> str | None:
 
 def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(prefect_server):
     deployments = {d["name"]: d for d in prefect_server.api("POST", "/deployments/filter", json={}).json()}
-    assert set(deployments) == {"train", "scheduled-retrain", "evaluate", "train-from-git"}
+    assert set(deployments) == {"train", "scheduled-retrain", "evaluate", "sweep", "train-from-git"}
     retrain = deployments["scheduled-retrain"]
     [schedule] = retrain["schedules"]
     assert schedule["active"]
@@ -188,7 +189,7 @@ def test_deployments_are_registered_with_schedule_pool_and_typed_parameters(pref
         assert deployment["work_pool_name"] == POOL
         assert deployment["enforce_parameter_schema"]
         assert deployment["job_variables"]["env"]["CUDA_VISIBLE_DEVICES"] == "0"
-    for name in ("train", "scheduled-retrain", "evaluate"):
+    for name in ("train", "scheduled-retrain", "evaluate", "sweep"):
         [step] = deployments[name]["pull_steps"]
         assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(
             prefect_server.env["HANDGESTURE_REPO_DIR"]
@@ -340,3 +341,45 @@ def test_scheduled_retrain_promotes_a_better_model_and_keeps_the_best_against_a_
     assert lineage_parent(s3_server, worse["last"]) == better["best"]
     assert report.startswith("## Not promoted"), report
     assert pointer() == promoted
+
+
+def test_a_sweep_halves_four_trials_and_resumes_the_survivors_from_their_own_runs(
+    prefect_server, worker, params, s3_server
+):
+    # The docs' command: a 2 x 2 grid, rungs of 1 and 2 epochs, the best half going on, the winner offered
+    # to the experiment's best pointer.
+    [sweep] = find(block("## Sweeps"), "prefect", "deployment", "run", SWEEP)
+    sweep_id = prefect_server.run_command(
+        with_test_params(sweep, params.overrides, storage=params.storage, config="configs/demo.yaml")
+    )
+    completed(prefect_server, sweep_id)
+    found = artifacts(prefect_server, sweep_id)
+    board = found[f"{EXPERIMENT}-sweep-leaderboard"]["data"]
+    rungs = found[f"{EXPERIMENT}-sweep-rungs"]["data"]
+    board, rungs = (json.loads(x) if isinstance(x, str) else x for x in (board, rungs))
+
+    first = {run["trial"]: run for run in rungs if run["rung"] == 0}
+    second = {run["trial"]: run for run in rungs if run["rung"] == 1}
+    assert len(first) == 4 and all(run["state"] == "Completed" for run in rungs)
+    best_two = sorted(first, key=lambda t: (-first[t]["best_metric"], t))[:2]
+    assert sorted(second) == sorted(best_two)  # the best half of rung 1 went on
+    for trial, run in second.items():
+        # It resumed its own rung-1 run: the lineage names that run's last checkpoint, and it trained epoch 2
+        # only (no checkpoint of an epoch 1 trained again).
+        parent = first[trial]["last_checkpoint"]
+        assert run["resumed_from"] == parent == lineage_parent(s3_server, run["last_checkpoint"])
+        manifest = json.loads(s3_object(s3_server, f"{run['run_uri']}/manifest.json"))
+        assert manifest["parent"] == parent and manifest["checkpoints"]
+        assert not any(e["epoch"] <= 1 and e["position"] == 0 for e in manifest["checkpoints"])
+    # The leaderboard: each trial at its last rung, best first, with its overrides and checkpoint.
+    last = {trial: second.get(trial) or first[trial] for trial in first}
+    assert [row["trial"] for row in board] == sorted(last, key=lambda t: (-last[t]["best_metric"], t))
+    for row in board:
+        run = last[row["trial"]]
+        assert (row["best_f1"], row["epochs"]) == (run["best_metric"], run["epochs"])
+        assert row["checkpoint"] == run["best_checkpoint"] and row["overrides"].startswith("optimizer.lr=")
+    # The winner went through the promotion gate: promoted only if it beat the current best on validation.
+    decision = found[f"{EXPERIMENT}-promotion"]["data"]
+    assert board[0]["checkpoint"] in decision
+    pointer = json.loads(s3_object(s3_server, f"s3://{params.bucket}/runs/{EXPERIMENT}/best.json"))
+    assert (pointer["checkpoint"] == board[0]["checkpoint"]) == decision.startswith("## Promoted")

@@ -57,6 +57,7 @@ def test_prefect_yaml_deploys_what_the_docs_list():
         "train",
         "scheduled-retrain",
         "evaluate",
+        "sweep",
         "train-docker",
         "train-kubernetes",
         "train-from-git",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from handgesture.errors import CheckpointError
 
@@ -54,18 +55,19 @@ def _parse(uri: str) -> tuple[uuid.UUID, str]:
     return parsed, kind
 
 
-def _read_result(flow_run_id: uuid.UUID, uri: str) -> dict[str, str | None] | None:
-    """last/best of the flow run's persisted result; None when it has none (a run from before results were
-    persisted, or one that did not finish)."""
+def read_summary(flow_run_id: uuid.UUID | str, uri: str | None = None) -> Any | None:
+    """The RunSummary a completed flow run persisted (a retrain's: the run it trained); None when it has none
+    (a run from before results were persisted, or one that did not finish)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            state = client.read_flow_run(flow_run_id).state
+            state = client.read_flow_run(uuid.UUID(str(flow_run_id))).state
         except ObjectNotFound:
             raise CheckpointError(
-                f"resume reference {uri}: no flow run {flow_run_id} in the Prefect API"
+                f"resume reference {uri or PREFIX + str(flow_run_id)}: no flow run {flow_run_id} in the "
+                "Prefect API"
             ) from None
     if state is None or not state.is_completed():
         return None
@@ -74,7 +76,13 @@ def _read_result(flow_run_id: uuid.UUID, uri: str) -> dict[str, str | None] | No
     except Exception:  # no persisted result (MissingResult), or storage this machine cannot read
         return None
     summary = getattr(result, "run", result)  # a retrain's result holds the run it trained
-    if not hasattr(summary, "last_checkpoint"):
+    return summary if hasattr(summary, "last_checkpoint") else None
+
+
+def _read_result(flow_run_id: uuid.UUID, uri: str) -> dict[str, str | None] | None:
+    """last/best of the flow run's persisted result; None when it has none."""
+    summary = read_summary(flow_run_id, uri)
+    if summary is None:
         return None
     return {"last": summary.last_checkpoint, "best": summary.best_checkpoint}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from handgesture.checkpoints.run_folder import RunFolder
 from handgesture.config import Config
+from handgesture.config_checks import config_value
 from handgesture.metrics import BEST_METRIC
 from handgesture.training.engine import Progress
 
@@ -81,7 +82,7 @@ def storage_overrides(config: Config) -> list[str]:
 
 
 def hparams_of(config: Config) -> dict[str, Any]:
-    """The hyperparameters TensorBoard's HParams tab compares runs by."""
+    """The hyperparameters TensorBoard's HParams tab compares runs by, and `tracking.hparams`' keys."""
     return {
         "model": config.model.name,
         "lr": config.optimizer.lr,
@@ -90,7 +91,7 @@ def hparams_of(config: Config) -> dict[str, Any]:
         "image_size": config.dataset.image_size[0],
         "pretrained": config.model.pretrained,
         "cosine": config.scheduler.cosine,
-    }
+    } | {key: config_value(config, key) for key in config.tracking.hparams}
 
 
 def best_scalars(progress: Progress) -> dict[str, float]:
