@@ -30,10 +30,9 @@ def devices_per_node(config: Config) -> int:
     devices = str(config.train_params.devices)
     if devices == "auto":
         return max(1, torch.cuda.device_count())
-    count = int(devices)
-    visible = torch.cuda.device_count()
-    if config.device.startswith("cuda") and count > visible:
-        raise ConfigError(f"train_params.devices={count} but only {visible} GPUs are visible")
+    count, visible = int(devices), torch.cuda.device_count()
+    if pick_device(config.device).type == "cuda" and count > visible:
+        raise ConfigError(f"train_params.devices={count}, but only {visible} GPUs are visible")
     return count
 
 
