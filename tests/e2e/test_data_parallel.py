@@ -125,12 +125,18 @@ def long_run(tiny_overrides):
     ]
 
 
+def signal_rank_one(overrides: list[str], run_name: str, trace: Path, after: int, signum: int):
+    """Start a 2-rank run, send `signum` to rank 1 once it trained `after` batches; (launcher, stderr)."""
+    launcher = start(overrides, run_name, trace)
+    wait_for_batches(trace, 1, after, launcher)
+    os.kill(rank_pid(trace, 1), signum)
+    _, err = launcher.communicate(timeout=300)
+    return launcher, err
+
+
 def test_a_sigterm_to_one_rank_stops_all_at_one_committed_step(long_run, tmp_path):
     trace = tmp_path / "trace"
-    launcher = start(long_run, "preempted", trace)
-    wait_for_batches(trace, 1, 3, launcher)
-    os.kill(rank_pid(trace, 1), signal.SIGTERM)
-    _, err = launcher.communicate(timeout=300)
+    launcher, err = signal_rank_one(long_run, "preempted", trace, 3, signal.SIGTERM)
 
     assert launcher.returncode != 0
     assert "TrainingPreempted" in err and "stopped on SIGTERM after committing" in err, err[-3000:]
@@ -142,11 +148,7 @@ def test_a_sigterm_to_one_rank_stops_all_at_one_committed_step(long_run, tmp_pat
 
 def test_a_killed_rank_fails_the_run_and_a_rerun_continues_from_its_last_checkpoint(long_run, tmp_path):
     overrides = [*long_run, "train_params.epochs=3"]
-    trace = tmp_path / "trace"
-    launcher = start(overrides, "crashed", trace)
-    wait_for_batches(trace, 1, 5, launcher)
-    os.kill(rank_pid(trace, 1), signal.SIGKILL)
-    _, err = launcher.communicate(timeout=300)
+    launcher, err = signal_rank_one(overrides, "crashed", tmp_path / "trace", 5, signal.SIGKILL)
     assert launcher.returncode != 0
     assert "data-parallel training failed on rank" in err, err[-3000:]
     run = tmp_path / "runs" / "demo" / "crashed"

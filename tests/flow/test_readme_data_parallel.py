@@ -4,7 +4,6 @@ data is swapped for the tiny test dataset, test-only settings are appended, and 
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.flow.test_readme_hagrid import readme_commands
+from tests.s3_fixtures import free_port
 from tests.tiny import tiny_dotlist
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset
     one = train(auto[2:] + test_only)  # `auto` on a CPU machine: one rank
     assert ranks.epochs == one.epochs == 1
 
-    port = _free_port()
+    port = free_port()
     node = [arg.replace("node0:29400", f"127.0.0.1:{port}") for arg in node[2:]] + test_only
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     other = subprocess.Popen(
@@ -54,9 +54,3 @@ def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset
     newest = manifest["checkpoints"][-1]
     # The same config as `auto`'s run, on 2 ranks: global batches twice as large, half the steps.
     assert (newest["epoch"], newest["global_step"]) == (1, one.global_step // 2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -1,5 +1,7 @@
 """A sweep's plan: trials from grid and random spaces, successive halving's survivors, the leaderboard."""
 
+import re
+
 import pytest
 
 from handgesture.config import load_config
@@ -47,7 +49,7 @@ def test_random_points_are_seeded_and_inside_their_ranges():
     ],
 )
 def test_a_bad_space_names_the_key_and_what_was_expected(space, mode, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         plan_trials(space, mode, count=4, seed=0)
 
 

@@ -72,7 +72,7 @@ class Committer:
         if progress.global_step % self.agree_every:
             return False, False
         stop, due = self.cluster.any(self.stop_requested, due_by_time and self.cluster.is_main)
-        return stop, due
+        return stop, due  # the same on every rank
 
     def commit(self, metrics: dict[str, float]) -> dict[str, Any]:
         """Commit now; `metrics` are the validation metrics at an epoch end, empty mid-epoch."""

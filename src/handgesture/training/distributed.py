@@ -5,13 +5,21 @@ nodes meet at `train_params.rdzv_endpoint` (torchrun's c10d rendezvous). Each ra
 `handgesture.training.run.run_rank`; rank 0's summary is the run's. A failed rank fails the launch, and the
 error that reaches the caller is the rank's own when it is one of ours (bad input stays bad input, so the
 task does not retry it; a SIGTERM stop stays `TrainingPreempted`).
+
+Each rank writes its own error to a folder the launcher reads, because torchrun reports the first failure
+*it notices*: when rank 0 stops on bad input, rank 1 fails too (its connection to rank 0 is gone), and
+torchrun as often reports rank 1's lost connection as rank 0's cause.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,27 +68,40 @@ def launch(config: Config, run_id: str, rank_main: Callable[..., Any], *args: An
         start_method="spawn",
     )
     log.info("launching %d x %d ranks (rendezvous %s)", params.nnodes, launch_config.nproc_per_node, endpoint)
-    try:
-        results = elastic_launch(launch_config, rank_main)(*args)
-    except ChildFailedError as exc:
-        raise rank_error(exc) from None
+    with tempfile.TemporaryDirectory(prefix="handgesture-rank-errors-") as errors:
+        try:
+            results = elastic_launch(launch_config, _recording)(errors, rank_main, *args)
+        except ChildFailedError as exc:
+            raise rank_error(exc, Path(errors)) from None
     return results.get(0)
 
 
-def rank_error(exc: ChildFailedError) -> Exception:
-    """The first failed rank's error, as its own class when it is one the caller acts on."""
+def _recording(errors: str, rank_main: Callable[..., Any], *args: Any) -> Any:
+    """One rank: `rank_main(*args)`, its error written to `errors/rank-<r>.json` on the way out."""
+    try:
+        return rank_main(*args)
+    except Exception as exc:
+        record = {"type": type(exc).__name__, "message": str(exc)}
+        (Path(errors) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))
+        raise
+
+
+def rank_error(exc: ChildFailedError, errors: Path) -> Exception:
+    """The lowest rank's error of our own (an InputError, `TrainingPreempted`, ...) as its own class, else
+    torchrun's first failure as a RuntimeError."""
+    ours = [c for c in _subclasses(Exception) if c.__module__.startswith("handgesture")]
+    known = {cls.__name__: cls for cls in ours if issubclass(cls, InputError | RuntimeError)}
+    for path in sorted(errors.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+        record = json.loads(path.read_text())
+        if record["type"] in known:
+            try:
+                return known[record["type"]](f"{path.stem.replace('-', ' ')}: {record['message']}")
+            except TypeError:  # a class that takes more than a message
+                continue
     rank, failure = exc.get_first_failure()
     message = failure.message if isinstance(failure.message, str) else failure.message.get("message", "")
     if not message or message.startswith("To enable traceback"):  # the rank died without a Python error
         message = f"exit code {failure.exitcode} (a negative code is the signal that killed it)"
-    name, _, text = message.partition(": ")
-    ours = [c for c in _subclasses(Exception) if c.__module__.startswith("handgesture")]
-    known = {cls.__name__: cls for cls in ours if issubclass(cls, InputError | RuntimeError)}
-    if name in known and text:
-        try:
-            return known[name](f"rank {rank}: {text}")
-        except TypeError:  # a class that takes more than a message
-            pass
     return RuntimeError(f"data-parallel training failed on rank {rank}: {message}")
 
 
