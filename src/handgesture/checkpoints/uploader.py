@@ -79,7 +79,7 @@ class BackgroundUploader:
                     error = StorageUnreachableError if outage else StorageError
                     cause = f" ({self.last_outage})" if self.last_outage else ""
                     raise error(
-                        f"uploads to {self.store.root} not confirmed within {timeout:.0f} s{cause}; "
+                        f"uploads to {self.store.describe()} not confirmed within {timeout:.0f} s{cause}; "
                         f"{self._kept()}"
                     )
 

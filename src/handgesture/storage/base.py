@@ -88,6 +88,10 @@ class Store(ABC):
         """An opaque version tag of the object (S3: its ETag), or None where the store has none."""
         return None
 
+    def describe(self) -> str:
+        """The root, and for a remote store the server it lives on: what an error about reaching it names."""
+        return self.root
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
 

@@ -129,6 +129,9 @@ class S3Store(Store):
                 self._client = client
         return self._client
 
+    def describe(self) -> str:
+        return f"{self.root} at endpoint {self.endpoint}"
+
     def _key(self, key: str) -> str:
         key = check_key(key, self.root)
         return f"{self.bucket.bucket_folder}/{key}" if self.bucket.bucket_folder else key
