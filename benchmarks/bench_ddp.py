@@ -1,6 +1,6 @@
 """Data-parallel overhead on CPU: 2 gloo ranks vs 1 process at the same per-device batch.
 
-    .venv/bin/python benchmarks/bench_ddp.py [--model ResNet18] [--per-class 40] [--reps 2]
+    .venv/bin/python benchmarks/bench_ddp.py [--model ResNet18] [--per-class 40] [--reps 2] [--batch-size 32]
 
 One rank per core, one torch thread each (what torchrun sets), so on 2 cores the ideal is 2 ranks stepping
 as fast as 1 process: each step then trains twice the samples. The time per step comes from the difference
@@ -47,9 +47,15 @@ def seconds_per_step(overrides: list[str], reps: int, tag: str) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--per-class", type=int, default=40)
+    parser.add_argument("--per-class", type=int, default=40, help="synthetic frames per gesture")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--model", default="ResNet18")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images per device (each rank's batch); the training split must hold one global batch",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,16 +66,17 @@ def main() -> None:
             f"storage.uri={tmp}/runs",
             f"model.name={args.model}",
             "dataset.image_size=[64,64]",
-            "train_params.train_batch_size=32",
+            f"train_params.train_batch_size={args.batch_size}",
             "train_params.num_workers=0",
             "tracking.tensorboard=false",
         ]
         single, steps_single = seconds_per_step(base, args.reps, "one")
         ranks, steps_ranks = seconds_per_step([*base, "train_params.devices=2"], args.reps, "two")
-    print(f"{args.model} at 64 px, 32 per device, median of {args.reps}, 1 torch thread per process")
+    batch = args.batch_size
+    print(f"{args.model} at 64 px, {batch} per device, median of {args.reps}, 1 torch thread per process")
     for name, seconds, steps, images in (
-        ("1 process", single, steps_single, 32),
-        ("2 ranks", ranks, steps_ranks, 64),
+        ("1 process", single, steps_single, batch),
+        ("2 ranks", ranks, steps_ranks, 2 * batch),
     ):
         print(
             f"{name:10s}: {seconds * 1000:7.1f} ms per step, {steps} steps per epoch, "

@@ -1,10 +1,11 @@
 """Checkpoint upload/download throughput: the S3 store vs raw boto3, both against a local moto_server.
 
-    .venv/bin/python benchmarks/bench_storage.py [--size-mb 230] [--reps 3] [--torch]
+    .venv/bin/python benchmarks/bench_storage.py [--size-mb 230] [--reps 3] [--torch [--torch-model NAME]]
 
-Writes a checkpoint-sized file (random bytes, or with --torch a real ``torch.save`` of a ResNet-152 state
-dict), then per repetition uploads and downloads it through ``open_store("s3://...")`` and through a plain
-boto3 client (``upload_file`` / ``download_file``, default TransferConfig). Target: store >= 80% of raw.
+Writes a checkpoint-sized file (random bytes, or with --torch a real ``torch.save`` of a torchvision model's
+state dict: ResNet-152's, 242 MB, unless --torch-model names another), then per repetition uploads and
+downloads it through ``open_store("s3://...")`` and through a plain boto3 client (``upload_file`` /
+``download_file``, default TransferConfig). Target: store >= 80% of raw.
 moto keeps objects in memory, so this measures client overhead and concurrency, not a disk or network.
 """
 
@@ -50,12 +51,12 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"moto_server did not start on {endpoint}")
 
 
-def make_checkpoint(path: Path, size_mb: int, use_torch: bool) -> None:
-    if use_torch:
+def make_checkpoint(path: Path, size_mb: int, torch_model: str | None) -> None:
+    if torch_model:
         import torch
         import torchvision
 
-        torch.save({"state_dict": torchvision.models.resnet152().state_dict()}, path)
+        torch.save({"state_dict": torchvision.models.get_model(torch_model).state_dict()}, path)
     else:
         with open(path, "wb") as fh:
             for _ in range(size_mb):
@@ -72,7 +73,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=230)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--torch", action="store_true", help="a real torch.save of a ResNet-152 state dict")
+    parser.add_argument("--torch", action="store_true", help="a real torch.save of a model's state dict")
+    parser.add_argument(
+        "--torch-model",
+        default="resnet152",
+        help="the torchvision model whose state dict --torch saves (resnet152: 242 MB; a smaller one for a "
+        "quick run, e.g. mobilenet_v3_small: 10 MB)",
+    )
     parser.add_argument("--chunk-mb", type=int, default=S3Settings.multipart_chunksize // MiB)
     parser.add_argument("--concurrency", type=int, default=S3Settings.max_concurrency)
     args = parser.parse_args()
@@ -88,7 +95,7 @@ def main() -> None:
 
 def run(tmp: Path, endpoint: str, args: argparse.Namespace) -> None:
     src = tmp / "checkpoint.pt"
-    make_checkpoint(src, args.size_mb, args.torch)
+    make_checkpoint(src, args.size_mb, args.torch_model if args.torch else None)
     size_mb = src.stat().st_size / 1e6
     raw = boto3.client("s3", endpoint_url=endpoint)
     raw.create_bucket(Bucket="bench")
@@ -118,7 +125,7 @@ def run(tmp: Path, endpoint: str, args: argparse.Namespace) -> None:
     assert sha256_file(tmp / "store-dl.pt") == digest == sha256_file(tmp / "raw-dl.pt"), "corrupt download"
 
     print(
-        f"object: {size_mb:.1f} MB ({'torch.save ResNet-152' if args.torch else 'random bytes'}), "
+        f"object: {size_mb:.1f} MB ({f'torch.save {args.torch_model}' if args.torch else 'random bytes'}), "
         f"{args.reps} reps, store chunks {args.chunk_mb} MiB x {args.concurrency} threads, "
         f"moto_server at {endpoint}"
     )
