@@ -22,9 +22,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import boto3
+import benchlib
 
-from handgesture.storage import MiB, S3Settings, open_store, sha256_file
+benchlib.setup_env()  # a temp PREFECT_HOME before the S3 store (prefect-aws) imports prefect
+
+import boto3  # noqa: E402
+
+from handgesture.storage import MiB, S3Settings, open_store, sha256_file  # noqa: E402
 
 TARGET = 0.80
 CREDS = {
