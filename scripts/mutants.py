@@ -80,7 +80,7 @@ MUTANTS = [
         "src/handgesture/training/state.py",
         (
             edit(
-                '            self.trainer.scheduler.load_state_dict(checkpoint["scheduler_state_dict"])\n',
+                "            self.trainer.scheduler.load_state_dict(saved)\n",
                 "            pass\n",
             ),
         ),

@@ -9,6 +9,7 @@ The byte format and the safe loader are `handgesture.checkpoints.format`.
 from __future__ import annotations
 
 import copy
+import logging
 import random
 import warnings
 from dataclasses import asdict, dataclass
@@ -24,6 +25,14 @@ from handgesture.config import Config, to_dict
 from handgesture.errors import CheckpointError
 from handgesture.models import head_tensors, layout_problems
 from handgesture.training.engine import Progress, Trainer, settle
+
+log = logging.getLogger(__name__)
+
+# What a scheduler's state says about the schedule's form (its horizon, factors and base rates), as opposed
+# to where it stands on it (last_epoch, _last_lr, ...).
+_SCHEDULE_FORM = frozenset(
+    {"T_max", "eta_min", "total_iters", "start_factor", "end_factor", "_milestones", "base_lrs"}
+)
 
 
 @dataclass
@@ -49,6 +58,7 @@ class TrainingState:
 
     def __init__(self, trainer: Trainer, config: Config, steps_per_epoch: int):
         self.trainer, self.steps_per_epoch = trainer, steps_per_epoch
+        self.global_batch = config.train_params.train_batch_size * trainer.cluster.world_size
         self.config = to_dict(config)  # once: every checkpoint carries the same resolved config
         self.shape = shape_of(config)
         self.allow_backbone_reinit = config.checkpoint.allow_backbone_reinit
@@ -110,10 +120,26 @@ class TrainingState:
         self.trainer.progress = progress
 
     def restore_scheduler(self, checkpoint: dict[str, Any], source: str) -> None:
-        if "scheduler_state_dict" in checkpoint:
-            self.trainer.scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
-        else:
+        saved = checkpoint.get("scheduler_state_dict")
+        if saved is not None and schedule_form(saved) == schedule_form(self._fresh_schedule):
+            self.trainer.scheduler.load_state_dict(saved)
+        elif saved is None:  # HaGRID's: counted in this run's steps
             self._replay_schedule(self.trainer.progress.global_step)
+        else:
+            # More epochs, another world size (another step count per epoch), another learning rate or
+            # schedule: the saved one would end at the wrong step (a cosine past its end climbs back up), so
+            # this run's schedule continues from where the checkpoint stands in its epoch.
+            progress = self.trainer.progress
+            step = progress.epoch * self.steps_per_epoch + progress.position // self.global_batch
+            log.info(
+                "the learning-rate schedule saved in %s has another form than this run's (%s epochs of %s "
+                "steps): continuing this run's schedule from its step %s",
+                source,
+                self.config["train_params"]["epochs"],
+                self.steps_per_epoch,
+                step,
+            )
+            self._replay_schedule(step)
 
     def _replay_schedule(self, steps: int) -> None:
         """The schedule as it would be after `steps` steps: never the restored rate times the warm-up's
@@ -153,6 +179,14 @@ class TrainingState:
         self.trainer.model.load_state_dict(fits, strict=False)
         self.trainer.finetune_skipped = skipped
         return skipped
+
+
+def schedule_form(state: dict[str, Any]) -> dict[str, Any]:
+    """The schedule's form in a scheduler's `state_dict` (SequentialLR's parts included), not its position."""
+    form = {key: value for key, value in state.items() if key in _SCHEDULE_FORM}
+    if "_schedulers" in state:
+        form["_schedulers"] = [schedule_form(part) for part in state["_schedulers"]]
+    return form
 
 
 def _load_part(part, checkpoint: dict[str, Any], key: str) -> None:

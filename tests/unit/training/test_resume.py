@@ -54,6 +54,39 @@ def test_resume_from_an_epoch_checkpoint_of_a_cosine_run(tiny_config):
     assert_identical(final_state(straight.last_checkpoint), final_state(resumed.last_checkpoint))
 
 
+def schedule_at_end(result) -> tuple[dict, list[float]]:
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
+    rates = [group["lr"] for group in checkpoint["optimizer_state_dict"]["param_groups"]]
+    return checkpoint["scheduler_state_dict"], rates
+
+
+@pytest.mark.slow
+def test_a_resume_that_changes_the_horizon_follows_this_runs_cosine(tiny_config):
+    settings = ("scheduler.cosine=true", "train_params.epochs=3")
+    straight = run_training(tiny_config(*settings), run_name="straight")
+    first_runs = {
+        "more epochs": [],  # the saved cosine ends after epoch 1, then climbs back up
+        # Twice the steps per epoch, as with half the world size: the saved horizon counts other steps.
+        "another global batch": ["train_params.train_batch_size=8"],
+    }
+    for name, changes in first_runs.items():
+        first = run_training(
+            tiny_config("scheduler.cosine=true", "train_params.epochs=1", *changes), run_name=f"first-{name}"
+        )
+        resumed = run_training(
+            tiny_config(*settings), run_name=f"resumed-{name}", resume=first.last_checkpoint
+        )
+        assert resumed.global_step - first.global_step == straight.global_step * 2 // 3, name  # epochs 2, 3
+        assert schedule_at_end(resumed) == schedule_at_end(straight), name
+
+
+def test_a_resume_with_another_learning_rate_uses_it(tiny_config):
+    first = run_training(tiny_config("train_params.epochs=1"), run_name="first")
+    resumed = run_training(tiny_config("optimizer.lr=0.5"), run_name="resumed", resume=first.last_checkpoint)
+    schedule, rates = schedule_at_end(resumed)
+    assert schedule["base_lrs"] == [0.5] and rates == [0.5]  # past the warm-up: the configured rate
+
+
 def _manifest(result):
     import json
     from pathlib import Path
