@@ -6,6 +6,7 @@ continues from the last checkpoint.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -43,13 +44,20 @@ def manifest(run_uri: str) -> dict:
 
 
 def test_two_ranks_two_epochs_equal_one_plus_resumed_one(tiny_config, tmp_path):
-    straight = run_training(tiny_config(TWO), run_name="straight")
+    epoch_ends = []
+    straight = run_training(
+        tiny_config(TWO), run_name="straight", on_epoch=lambda p, m: epoch_ends.append((p.epoch, m))
+    )
     first = run_training(tiny_config(TWO, "train_params.epochs=1"), run_name="first")
     resumed = run_training(tiny_config(TWO), run_name="resumed", resume=first.last_checkpoint)
 
     assert resumed.resumed_from == first.last_checkpoint
     assert_identical(final_state(straight.last_checkpoint), final_state(resumed.last_checkpoint))
     assert resumed.history == straight.history
+    # Rank 0's epoch ends reached this process's on_epoch, each once, in order, before the launch returned.
+    assert [epoch for epoch, _ in epoch_ends] == [1, 2]
+    for (epoch, metrics), row in zip(epoch_ends, straight.history, strict=True):
+        assert {"epoch": epoch, **{k: v for k, v in metrics.items() if math.isfinite(v)}} == row
     # Two ranks take global batches of 2 x 16: half the steps of one rank's epoch.
     one = run_training(tiny_config("train_params.epochs=1"), run_name="one")
     assert first.global_step == one.global_step // 2

@@ -2,6 +2,7 @@
 (one rank on a CPU machine: the plain path), and 2 nodes, played by two processes on this machine. Only the
 data is swapped for the tiny test dataset, test-only settings are appended, and node0 is 127.0.0.1."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from tests.flow.test_flow import _artifacts as artifacts_of
 from tests.flow.test_readme_hagrid import readme_commands
 from tests.s3_fixtures import free_port
 from tests.tiny import tiny_dotlist
@@ -28,6 +31,9 @@ def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset
     assert two[:2] == auto[:2] == node[:2] == ["python", "flows/train.py"]
 
     ranks = train(two[2:] + test_only)
+    flow_run_id = torch.load(ranks.last_checkpoint, weights_only=True)["lineage"]["flow_run_id"]
+    progress = [a for a in asyncio.run(artifacts_of(flow_run_id)) if a.type == "progress"]
+    assert [a.data for a in progress] == [100.0]  # rank 0's epoch ends reach the task's progress artifact
     one = train(auto[2:] + test_only)  # `auto` on a CPU machine: one rank
     assert ranks.epochs == one.epochs == 1
 

@@ -8,7 +8,8 @@ task does not retry it; a SIGTERM stop stays `TrainingPreempted`).
 
 Each rank writes its own error to a folder the launcher reads, because torchrun reports the first failure
 *it notices*: when rank 0 stops on bad input, rank 1 fails too (its connection to rank 0 is gone), and
-torchrun as often reports rank 1's lost connection as rank 0's cause.
+torchrun as often reports rank 1's lost connection as rank 0's cause. Rank 0 writes its epoch ends to the
+same folder, for the caller's `on_epoch` (`handgesture.training.epoch_relay`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from handgesture.config import Config
 from handgesture.errors import ConfigError, InputError
+from handgesture.training.epoch_relay import EpochCallback, EpochRelay
 from handgesture.training.setup import pick_device
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,15 @@ def is_data_parallel(config: Config) -> bool:
     return devices_per_node(config) * config.train_params.nnodes > 1
 
 
-def launch(config: Config, run_id: str, rank_main: Callable[..., Any], *args: Any) -> Any:
-    """Run `rank_main(*args)` on every rank; rank 0's result (None on a node without rank 0)."""
+def launch(
+    config: Config,
+    run_id: str,
+    rank_main: Callable[..., Any],
+    *args: Any,
+    on_epoch: EpochCallback | None = None,
+) -> Any:
+    """Run `rank_main(*args, reports=<folder>)` on every rank; rank 0's result (None on a node without rank
+    0). Epoch ends that rank 0 writes to the folder (`epoch_writer`) reach `on_epoch` in this process."""
     params = config.train_params
     if params.nnodes > 1 and not params.rdzv_endpoint:
         raise ConfigError("train_params.nnodes > 1 needs train_params.rdzv_endpoint (host:port of node 0)")
@@ -68,21 +77,23 @@ def launch(config: Config, run_id: str, rank_main: Callable[..., Any], *args: An
         start_method="spawn",
     )
     log.info("launching %d x %d ranks (rendezvous %s)", params.nnodes, launch_config.nproc_per_node, endpoint)
-    with tempfile.TemporaryDirectory(prefix="handgesture-rank-errors-") as errors:
+    with tempfile.TemporaryDirectory(prefix="handgesture-ranks-") as reports:
         try:
-            results = elastic_launch(launch_config, _recording)(errors, rank_main, *args)
+            with EpochRelay(Path(reports), on_epoch):
+                results = elastic_launch(launch_config, _recording)(reports, rank_main, *args)
         except ChildFailedError as exc:
-            raise rank_error(exc, Path(errors)) from None
+            raise rank_error(exc, Path(reports)) from None
     return results.get(0)
 
 
-def _recording(errors: str, rank_main: Callable[..., Any], *args: Any) -> Any:
-    """One rank: `rank_main(*args)`, its error written to `errors/rank-<r>.json` on the way out."""
+def _recording(reports: str, rank_main: Callable[..., Any], *args: Any) -> Any:
+    """One rank: `rank_main(*args, reports=...)`, its error written to `reports/rank-<r>.json` on the way
+    out."""
     try:
-        return rank_main(*args)
+        return rank_main(*args, reports=Path(reports))
     except Exception as exc:
         record = {"type": type(exc).__name__, "message": str(exc)}
-        (Path(errors) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))
+        (Path(reports) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))
         raise
 
 
