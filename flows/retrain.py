@@ -41,8 +41,11 @@ def retrain_hand_gesture_classifier(
     overrides: list[str] | None = None,
     storage: str | None = None,
     min_improvement: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0,
-) -> RetrainResult:
+) -> RetrainResult | None:
     """Fine-tune the current best on the data found now; promote the result only if it scores higher.
+
+    Returns the run and the promotion decision; None on the nodes of a multi-node data-parallel run other
+    than the one holding rank 0, which persists and promotes.
 
     Args:
         config: Config YAML merged over configs/default.yaml.
@@ -55,6 +58,8 @@ def retrain_hand_gesture_classifier(
     prepared = prepare_data_task(resolved)
     current = current_best_task(resolved)
     summary = train_task(resolved, prepared, current["checkpoint"] if current else None)
+    if summary is None:  # a node of a multi-node run without rank 0
+        return None
     summary = persist_task(resolved, summary)
     return RetrainResult(summary, promote_task(resolved, summary, current, prepared, min_improvement))
 
