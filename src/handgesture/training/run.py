@@ -36,7 +36,13 @@ from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit,
 from handgesture.training.epoch_relay import EpochCallback, epoch_writer
 from handgesture.training.progress_bars import ProgressBars
 from handgesture.training.resume import start_point
-from handgesture.training.setup import build_trainer, pick_device, rank_device, seed_everything
+from handgesture.training.setup import (
+    build_trainer,
+    global_batch_size,
+    pick_device,
+    rank_device,
+    seed_everything,
+)
 from handgesture.training.state import Lineage, TrainingState
 from handgesture.training.summary import RunSummary, best_scalars, hparams_of, summarize
 
@@ -197,7 +203,7 @@ def set_up(
     seed_everything(config.random_state, config.deterministic)
     device = cluster.device if cluster.distributed else pick_device(config.device)
     data = build_data(config, device, prepared, cluster)
-    global_batch = config.train_params.train_batch_size * cluster.world_size
+    global_batch = global_batch_size(config, cluster)
     steps_per_epoch = data.train_size // global_batch
     if steps_per_epoch == 0:
         raise DataError(

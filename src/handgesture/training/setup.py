@@ -34,6 +34,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
+def global_batch_size(config: Config, cluster: Cluster) -> int:
+    """Samples per optimizer step: the per-device batch on every rank."""
+    return config.train_params.train_batch_size * cluster.world_size
+
+
 def rank_device(config: Config, local_rank: int) -> torch.device:
     """A data-parallel rank's device: its own GPU (by local rank) when the run is on CUDA, else the CPU."""
     device = pick_device(config.device)

@@ -25,6 +25,7 @@ from handgesture.config import Config, to_dict
 from handgesture.errors import CheckpointError
 from handgesture.models import head_tensors, layout_problems
 from handgesture.training.engine import Progress, Trainer, settle
+from handgesture.training.setup import global_batch_size
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TrainingState:
 
     def __init__(self, trainer: Trainer, config: Config, steps_per_epoch: int):
         self.trainer, self.steps_per_epoch = trainer, steps_per_epoch
-        self.global_batch = config.train_params.train_batch_size * trainer.cluster.world_size
+        self.global_batch = global_batch_size(config, trainer.cluster)
         self.config = to_dict(config)  # once: every checkpoint carries the same resolved config
         self.shape = shape_of(config)
         self.allow_backbone_reinit = config.checkpoint.allow_backbone_reinit
