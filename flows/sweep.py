@@ -32,9 +32,24 @@ from tasks.promote import current_best_task, promote_task  # noqa: E402
 
 from handgesture.checkpoints.prefect_refs import PREFIX, read_summary  # noqa: E402
 from handgesture.config import flow_overrides, load_config  # noqa: E402
-from handgesture.sweep import Trial, TrialRun, check_rungs, leaderboard, plan_trials, survivors  # noqa: E402
+from handgesture.sweep import (  # noqa: E402
+    DEFAULT_MAX_TRIALS,
+    MAX_TRIALS_LIMIT,
+    Trial,
+    TrialRun,
+    check_overrides,
+    check_rungs,
+    failed_rung,
+    leaderboard,
+    plan_trials,
+    successive_halving,
+)
 
 TRAIN_DEPLOYMENT = "train-hand-gesture-classifier/train"
+
+
+class SweepFailed(RuntimeError):
+    """Every trial of a rung failed: the leaderboard and the rungs are published, nothing is promoted."""
 
 
 @flow(name="sweep-hand-gesture-classifier", log_prints=True, persist_result=True)
@@ -51,9 +66,11 @@ def sweep_hand_gesture_classifier(
     promote: bool = False,
     seed: int = 0,
     deployment: str = TRAIN_DEPLOYMENT,
+    max_trials: Annotated[int, Field(ge=1, le=MAX_TRIALS_LIMIT)] = DEFAULT_MAX_TRIALS,
 ) -> list[dict[str, Any]]:
     """Train every trial of `space` to the first rung's epochs, then resume the best `keep` fraction to the
-    next rung's, and so on; returns the leaderboard (also a table artifact), best first.
+    next rung's, and so on; returns the leaderboard (also a table artifact), best first. When every trial of a
+    rung fails, the leaderboard and the rungs are still published, and the flow run fails saying so.
 
     Args:
         space: Config keys to search, e.g. {"optimizer.lr": [0.01, 0.03], "model.name": ["ResNet18"]}; for
@@ -70,25 +87,27 @@ def sweep_hand_gesture_classifier(
             higher than the current best, as the scheduled retrain does).
         seed: The random search's seed.
         deployment: The train deployment each trial runs.
+        max_trials: The most trials the sweep plans (a grid larger than this, or more random trials, is
+            refused before any run starts).
     """
     rungs = rungs or [1, 3]
-    planned = plan_trials(space, mode, trials, seed)
+    planned = plan_trials(space, mode, trials, seed, max_trials)
     check_rungs(rungs, keep)
+    check_overrides(overrides or [])
     shared = [*(overrides or []), f"tracking.hparams={json.dumps(sorted(space))}"]
     for trial in planned:  # a bad key or value fails here, before any run starts
         load_config(config, flow_overrides(_overrides(shared, trial, rungs[-1]), storage))
     sweep = _Sweep(deployment, flow_run.get_name() or "sweep", shared, config, storage, concurrency)
-    runs: list[TrialRun] = []
-    live: dict[int, TrialRun | None] = {trial.number: None for trial in planned}
-    for rung, epochs in enumerate(rungs):
-        jobs = [(trial, live[trial.number]) for trial in planned if trial.number in live]
-        print(f"rung {rung + 1}/{len(rungs)}: {len(jobs)} trials to {epochs} epochs")
-        done = sweep.rung(jobs, rung, epochs)
-        runs += done
-        by_trial = {run.trial: run for run in done}
-        live = {number: by_trial[number] for number in survivors(done, keep)}
+    runs = successive_halving(planned, rungs, keep, sweep.rung)
     board = leaderboard(planned, runs)
     _publish(board, runs, load_config(config, flow_overrides(shared, storage)).storage.experiment)
+    failed = failed_rung(runs)
+    if failed is not None:
+        states = ", ".join(f"trial {r.trial}: {r.state}" for r in runs if r.rung == failed)
+        raise SweepFailed(
+            f"every trial of rung {failed + 1}/{len(rungs)} failed ({states}); the leaderboard and the rungs "
+            "are published as this flow run's artifacts"
+        )
     if promote and board[0]["best_f1"] is not None:
         _promote(board[0], planned[board[0]["trial"]], sweep)
     return board
@@ -111,6 +130,7 @@ class _Sweep:
 
     def rung(self, jobs: list[tuple[Trial, TrialRun | None]], rung: int, epochs: int) -> list[TrialRun]:
         """Train each (trial, its previous rung's run) to `epochs`, at most `concurrency` at a time."""
+        print(f"rung {rung + 1}: {len(jobs)} trials to {epochs} epochs")
         with ThreadPoolExecutor(min(self.concurrency, len(jobs))) as pool:
             # Each thread runs in a copy of this flow run's context, so the runs are this flow's subflows.
             futures = [

@@ -7,6 +7,9 @@ for random search, a range: ``{"uniform": [low, high]}``, ``{"log_uniform": [low
 Successive halving (Jamieson & Talwalkar, 2016) with exact resume: every trial trains to the first rung's
 epochs; the best ``keep`` fraction resumes from its own last checkpoint up to the next rung's, and so on, so
 no trial trains an epoch twice. Ranking is by the validation gesture F1 each trial's run reports as its best.
+The rungs own ``train_params.epochs``, so a space may not search it; a rung where every trial failed ends the
+halving (nothing scored to resume). A sweep plans at most ``max_trials`` trials, a grid's size counted before
+any trial is built.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,9 @@ from handgesture.errors import ConfigError
 
 MODES = ("grid", "random")
 RANGES = ("uniform", "log_uniform", "int")
+RUNG_KEYS = ("train_params.epochs",)  # set by each rung: a value from the space would be overwritten
+DEFAULT_MAX_TRIALS = 256
+MAX_TRIALS_LIMIT = 10_000  # a sweep is runs of a deployment: beyond this it is a mistake, not a plan
 
 
 @dataclass(frozen=True)
@@ -46,18 +53,37 @@ class TrialRun:
     resumed_from: str | None = None
 
 
-def plan_trials(space: dict[str, Any], mode: str, count: int, seed: int) -> list[Trial]:
-    """The trials of `space`: its whole grid, or `count` random points drawn with `seed`."""
+def plan_trials(
+    space: dict[str, Any], mode: str, count: int, seed: int, max_trials: int = DEFAULT_MAX_TRIALS
+) -> list[Trial]:
+    """The trials of `space`: its whole grid, or `count` random points drawn with `seed`; at most
+    `max_trials` of them."""
     _check_space(space, mode)
+    check_max_trials(max_trials)
     if mode == "grid":
+        # Counted before it is built: a product of long lists is too many trials to enumerate, let alone run.
+        size = math.prod(len(values) for values in space.values())
+        _check_count(size, max_trials, f"the grid has {size} trials ({_dimensions(space)})")
         keys = list(space)
         points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*space.values())]
     else:
         if count < 1:
             raise ConfigError(f"a random sweep needs trials >= 1, got {count}")
+        _check_count(count, max_trials, f"trials={count}")
         rng = random.Random(seed)
         points = [{key: _draw(spec, rng) for key, spec in space.items()} for _ in range(count)]
     return [Trial(i, tuple(f"{k}={_yaml(v)}" for k, v in p.items())) for i, p in enumerate(points)]
+
+
+def check_max_trials(max_trials: int) -> None:
+    if not 1 <= max_trials <= MAX_TRIALS_LIMIT:
+        raise ConfigError(f"max_trials must be in [1, {MAX_TRIALS_LIMIT}], got {max_trials}")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """The overrides every trial shares may not set what the rungs set."""
+    for override in overrides:
+        _check_not_rung_controlled(override.split("=", 1)[0], f"override {override!r}")
 
 
 def check_rungs(rungs: list[int], keep: float) -> None:
@@ -72,6 +98,36 @@ def survivors(runs: list[TrialRun], keep: float) -> list[int]:
     finished with a score; ties go to the lower trial number."""
     scored = sorted((-r.best_metric, r.trial) for r in runs if r.best_metric is not None)
     return sorted(trial for _, trial in scored[: max(1, math.ceil(len(runs) * keep))])
+
+
+RungRunner = Callable[[list[tuple[Trial, TrialRun | None]], int, int], list[TrialRun]]
+
+
+def successive_halving(
+    trials: list[Trial], rungs: list[int], keep: float, run_rung: RungRunner
+) -> list[TrialRun]:
+    """Every rung's runs: `run_rung(jobs, rung, epochs)` trains each (trial, its previous rung's run) to
+    `epochs`; the survivors of each rung go on. A rung where no trial scored ends it: nothing can resume."""
+    runs: list[TrialRun] = []
+    live: dict[int, TrialRun | None] = {trial.number: None for trial in trials}
+    for rung, epochs in enumerate(rungs):
+        done = run_rung(
+            [(trial, live[trial.number]) for trial in trials if trial.number in live], rung, epochs
+        )
+        runs += done
+        by_trial = {run.trial: run for run in done}
+        live = {number: by_trial[number] for number in survivors(done, keep)}
+        if not live:
+            break
+    return runs
+
+
+def failed_rung(runs: list[TrialRun]) -> int | None:
+    """The first rung (counted from 0) at which no trial scored, if any: the sweep failed there."""
+    for rung in sorted({run.rung for run in runs}):
+        if all(run.best_metric is None for run in runs if run.rung == rung):
+            return rung
+    return None
 
 
 def leaderboard(trials: list[Trial], runs: list[TrialRun]) -> list[dict[str, Any]]:
@@ -104,12 +160,36 @@ def _check_space(space: dict[str, Any], mode: str) -> None:
     if not space:
         raise ConfigError("the search space is empty: give at least one config key and its values")
     for key, spec in space.items():
+        _check_not_rung_controlled(key, f"search space key {key!r}")
         if isinstance(spec, list) and spec:
             continue
         if mode == "random" and isinstance(spec, dict) and _range(spec):
             continue
         expected = "a non-empty list" + ("" if mode == "grid" else f", or one of {list(RANGES)}: [low, high]")
         raise ConfigError(f"search space key {key!r}: expected {expected}, got {spec!r}")
+
+
+def _check_not_rung_controlled(key: str, source: str) -> None:
+    """`key` (or a section above it) is one the rungs set, so a value given for it would be overwritten."""
+    key = key.strip()
+    for rung_key in RUNG_KEYS:
+        if key == rung_key or rung_key.startswith(key + "."):
+            raise ConfigError(
+                f"{source}: {rung_key} is set by the sweep's rungs (each trial trains to each rung's "
+                "epochs); expected the epochs in `rungs`, not in the search space or the overrides"
+            )
+
+
+def _check_count(count: int, max_trials: int, what: str) -> None:
+    if count > max_trials:
+        raise ConfigError(
+            f"{what}: more than max_trials={max_trials} (at most {MAX_TRIALS_LIMIT}); expected a smaller "
+            "space, fewer trials, or a larger max_trials"
+        )
+
+
+def _dimensions(space: dict[str, Any]) -> str:
+    return " x ".join(f"{len(values)} {key}" for key, values in space.items())
 
 
 def _range(spec: dict) -> bool:
