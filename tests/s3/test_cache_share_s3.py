@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import pytest
@@ -42,3 +44,25 @@ def test_unreachable_share_prepares_locally_with_a_warning(tiny_config, s3_env, 
         summary = prepare_data(config).splits["train"]
     assert summary.origin == "prepared"
     assert "s3://nowhere/caches" in caplog.text and "preparing locally" in caplog.text
+
+
+def test_a_forged_self_consistent_copy_on_s3_is_refused(tiny_config, s3_env, s3_bucket, tmp_path, caplog):
+    """Labels rewritten to one class, the index's sha256 updated to match: not our data, so not used."""
+    share = [f"dataset.cache_uri=s3://{s3_bucket}/caches", f"storage.endpoint_url={s3_env.endpoint_url}"]
+    first = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-1'}")).splits["train"]
+    prefix, client = f"caches/{first.cache.rsplit('/', 1)[-1]}", s3_env.client()
+    columns = json.loads(client.get_object(Bucket=s3_bucket, Key=f"{prefix}/samples.json")["Body"].read())
+    forged = json.dumps({**columns, "gestures": [0] * len(columns["gestures"])}).encode()
+    index = json.loads(client.get_object(Bucket=s3_bucket, Key=f"{prefix}/index.json")["Body"].read())
+    index["files"]["samples.json"] = {"size": len(forged), "sha256": hashlib.sha256(forged).hexdigest()}
+    client.put_object(Bucket=s3_bucket, Key=f"{prefix}/samples.json", Body=forged)
+    client.put_object(Bucket=s3_bucket, Key=f"{prefix}/index.json", Body=json.dumps(index).encode())
+
+    with caplog.at_level(logging.WARNING):
+        fresh = prepare_data(tiny_config(*share, f"dataset.cache_dir={tmp_path / 'worker-2'}")).splits[
+            "train"
+        ]
+    assert fresh.origin == "prepared" and f"s3://{s3_bucket}/caches" in caplog.text
+    assert "failed verification" in caplog.text
+    body = client.get_object(Bucket=s3_bucket, Key=f"{prefix}/samples.json")["Body"].read()
+    assert json.loads(body) == columns  # the forged copy was replaced by ours

@@ -220,6 +220,17 @@ def samples_from_columns(columns: dict[str, list], dataset_dir) -> list[Sample]:
         strict=True,
     )
     return [
-        Sample(os.path.normpath(root / name), tuple(box), g, hand, user)
+        Sample(os.path.normpath(root / _plain_name(name)), tuple(box), g, hand, user)
         for name, box, g, hand, user in fields
     ]
+
+
+def _plain_name(name) -> str:
+    """A ``<gesture>/<file>`` name as `image_name` writes it; refuses one that would read outside the dataset
+    (``..``, an absolute path) or anything else a sample list read from a file might hold."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        raise DataError(
+            f"samples.json: image name {name!r} is not a plain <gesture>/<file> name in the dataset"
+        )
+    return name

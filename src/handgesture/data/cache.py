@@ -37,6 +37,7 @@ import numpy as np
 
 from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
+from handgesture.data.cache_check import check_contents
 from handgesture.data.cached_dataset import CachedCropDataset
 from handgesture.data.geometry import MAX_CROP_SCALE, level_scales
 from handgesture.errors import DataError
@@ -96,25 +97,37 @@ def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=())
     return h.hexdigest()
 
 
-def verify_folder(folder: Path, key: str) -> dict | None:
-    """The folder's index when it is complete and matches ``key``; None (and why, logged) otherwise."""
-    try:
-        index = json.loads((folder / INDEX).read_text())
-        stamp = tuple(
-            (st.st_size, st.st_mtime_ns) for st in (os.stat(folder / n) for n in (INDEX, *DATA_FILES))
-        )
-        if _verified.get((str(folder), key)) == stamp:
-            return index
+# What a damaged or forged cache raises while it is checked (a deeply nested JSON file: RecursionError).
+CHECK_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError)
+
+
+def check_folder(folder: Path, key: str, settings: CacheSettings | None = None, samples=None) -> dict:
+    """The folder's index when it is complete and matches ``key``; raises one of CHECK_ERRORS otherwise.
+
+    With ``settings`` and ``samples``, its contents must also be exactly this run's (the index's sha256 and
+    key only show that it is self-consistent): see :mod:`handgesture.data.cache_check`.
+    """
+    index = json.loads((folder / INDEX).read_text())
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(folder / n) for n in (INDEX, *DATA_FILES)))
+    if _verified.get((str(folder), key)) != stamp:
         for name in DATA_FILES:
             expected, path = index["files"][name], folder / name
             if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
                 raise ValueError(f"{name} does not match the index (truncated or modified)")
         if index["key"] != key:
             raise ValueError("index key does not match the folder's dataset and settings (stale)")
-        if time.time_ns() - max(mtime for _, mtime in stamp) > _RACY_NS:
-            _verified[(str(folder), key)] = stamp
-        return index
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    if samples is not None:
+        check_contents(folder, index, asdict(settings), list(samples))
+    if time.time_ns() - max(mtime for _, mtime in stamp) > _RACY_NS:
+        _verified[(str(folder), key)] = stamp
+    return index
+
+
+def verify_folder(folder: Path, key: str, settings: CacheSettings | None = None, samples=None) -> dict | None:
+    """:func:`check_folder`, or None (and why, logged) when the folder is unusable."""
+    try:
+        return check_folder(folder, key, settings, samples)
+    except CHECK_ERRORS as exc:
         if folder.exists():
             log.warning("Crop cache %s is unusable (%s); rebuilding it", folder, exc)
         return None
@@ -198,9 +211,9 @@ def prepare_cache(
     folder = Path(cache_dir) / f"crops-{key[:24]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder.parent):  # two preparers of one cache: one builds, the other then reuses it
-        index, origin = verify_folder(folder, key), "reused"
+        index, origin = verify_folder(folder, key, settings, samples), "reused"
         if index is None and share is not None:
-            index, origin = share.fetch(folder, key), "downloaded"
+            index, origin = share.fetch(folder, key, settings, samples), "downloaded"
         if index is None:
             check_space(folder, estimated_size(len(samples), settings), settings)
             index, origin = _build(samples, settings, key, folder, workers, missing_images, notes), "prepared"

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from handgesture.data.cache import DATA_FILES, INDEX, verify_folder
+from handgesture.data.cache import CHECK_ERRORS, DATA_FILES, INDEX, CacheSettings, check_folder
 from handgesture.errors import ObjectNotFoundError, StorageError
 from handgesture.storage import Store
 
@@ -27,14 +27,15 @@ class CacheShare:
         self.store = store
         self._corrupt: set[str] = set()  # shared copies that failed verification: replaced on publish
 
-    def fetch(self, folder: Path, key: str) -> dict | None:
-        """Download the shared copy of ``folder`` into place and verify it; None when there is none."""
+    def fetch(self, folder: Path, key: str, settings: CacheSettings, samples) -> dict | None:
+        """Download the shared copy of ``folder``, check it against this run's ``settings`` and ``samples``
+        and move it into place; None when there is none or it is unusable (then it is prepared locally)."""
         name = folder.name
         try:
             index = json.loads(self.store.get_bytes(f"{name}/{INDEX}"))
         except ObjectNotFoundError:
             return None
-        except (StorageError, OSError, ValueError) as exc:
+        except (StorageError, OSError, ValueError, RecursionError) as exc:
             log.warning("Crop cache share %s: cannot read %s (%s); preparing locally", self.store, name, exc)
             return None
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -44,20 +45,26 @@ class CacheShare:
             for file in DATA_FILES:
                 self.store.get_file(f"{name}/{file}", tmp / file)
             (tmp / INDEX).write_text(json.dumps(index, indent=1))
+            # Checked before it replaces anything: a forged copy is self-consistent, but not our data.
+            checked = check_folder(tmp, key, settings, samples)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
+            return checked
         except (StorageError, OSError) as exc:
             log.warning(
                 "Crop cache share %s: download of %s failed (%s); preparing locally", self.store, name, exc
             )
-            return None
+        except CHECK_ERRORS as exc:
+            log.warning(
+                "Crop cache %s from share %s failed verification (%s); preparing locally",
+                name,
+                self.store,
+                exc,
+            )
+            self._corrupt.add(name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        verified = verify_folder(folder, key)
-        if verified is None:
-            log.warning("Crop cache %s from %s failed verification; preparing locally", name, self.store)
-            self._corrupt.add(name)
-        return verified
+        return None
 
     def publish(self, folder: Path) -> None:
         """Upload ``folder`` unless the share already holds a good copy: data files first, the index last."""

@@ -8,9 +8,10 @@ import pytest
 
 from handgesture.cli import main
 from handgesture.data.annotations import read_annotations
-from handgesture.data.cache import prepare_cache
+from handgesture.data.cache import open_cache, prepare_cache
 from handgesture.data.cache_share import CacheShare
 from handgesture.data.synthetic import generate_synthetic
+from handgesture.errors import DataError
 from handgesture.storage import open_store
 
 TARGETS = ["call", "fist", "palm", "no_gesture"]
@@ -97,3 +98,84 @@ def test_prepare_command_rejects_a_bad_format_with_status_2(capsys):
     assert main(["prepare", "dataset.cache_format=png"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "dataset.cache_format" in err and "png" in err
+
+
+def _forge(shared, samples=None, index=None):
+    """Rewrite a shared cache as an attacker with write access to the share would: edit samples.json and/or
+    index.json, then update the index's sizes and sha256 so the copy is self-consistent."""
+    from handgesture.storage import sha256_file
+
+    if samples is not None:
+        columns = json.loads((shared / "samples.json").read_text())
+        samples(columns)
+        (shared / "samples.json").write_text(json.dumps(columns))
+    meta = json.loads((shared / "index.json").read_text())
+    for name, entry in meta["files"].items():
+        entry.update(size=(shared / name).stat().st_size, sha256=sha256_file(shared / name))
+    if index is not None:
+        index(meta)
+    (shared / "index.json").write_text(json.dumps(meta))
+
+
+def _one_class(columns):
+    columns["gestures"] = [0] * len(columns["gestures"])
+
+
+def _escaping_image(columns):
+    columns["images"][0] = "../../../../etc/passwd"
+
+
+def _bad_settings(meta):
+    meta["settings"] = {"side": "huge", "extra": 1}
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [{"samples": _one_class}, {"samples": _escaping_image}, {"index": _bad_settings}],
+    ids=["labels-all-one-class", "image-escapes-the-dataset", "malformed-settings"],
+)
+def test_a_self_consistent_forged_share_is_refused_and_prepared_locally(data, tmp_path, caplog, forgery):
+    _, samples = data
+    share_dir = tmp_path / "share"
+    folder = prepare_cache(samples, SIZE, tmp_path / "a", share=CacheShare(open_store(share_dir))).folder
+    good = (folder / "samples.json").read_text()
+    _forge(share_dir / folder.name, **forgery)
+    with caplog.at_level(logging.WARNING):
+        again = prepare_cache(samples, SIZE, tmp_path / "b", share=CacheShare(open_store(share_dir)))
+    assert again.origin == "prepared"
+    assert "failed verification" in caplog.text and str(share_dir) in caplog.text
+    assert (again.folder / "samples.json").read_text() == good
+    assert (
+        open_cache(again.folder, again.key, SIZE, tmp_path).samples
+        == open_cache(folder, again.key, SIZE, tmp_path).samples
+    )
+    assert (share_dir / folder.name / "samples.json").read_text() == good  # replaced by the good copy
+
+
+def test_a_forged_local_cache_folder_is_rebuilt_not_reused(data, tmp_path, caplog):
+    """A cache folder downloaded before the share was checked (or edited in place) is checked on reuse too."""
+    _, samples = data
+    folder = prepare_cache(samples, SIZE, tmp_path / "a").folder
+    good = (folder / "samples.json").read_text()
+    _forge(folder, samples=_one_class)
+    with caplog.at_level(logging.WARNING):
+        again = prepare_cache(samples, SIZE, tmp_path / "a")
+    assert again.origin == "prepared" and (folder / "samples.json").read_text() == good
+
+
+def test_an_opened_cache_refuses_image_names_outside_the_dataset(data, tmp_path):
+    _, samples = data
+    cache = prepare_cache(samples, SIZE, tmp_path / "a")
+    _forge(cache.folder, samples=_escaping_image)
+    with pytest.raises(DataError, match=r"samples\.json.*\.\./\.\./"):
+        open_cache(cache.folder, cache.key, SIZE, tmp_path)
+
+
+def test_a_deeply_nested_shared_index_prepares_locally(data, tmp_path, caplog):
+    _, samples = data
+    share_dir = tmp_path / "share"
+    folder = prepare_cache(samples, SIZE, tmp_path / "a", share=CacheShare(open_store(share_dir))).folder
+    (share_dir / folder.name / "index.json").write_text("[" * 100_000 + "]" * 100_000)
+    with caplog.at_level(logging.WARNING):
+        again = prepare_cache(samples, SIZE, tmp_path / "b", share=CacheShare(open_store(share_dir)))
+    assert again.origin == "prepared" and str(share_dir) in caplog.text
