@@ -6,12 +6,17 @@ wins; the other fails at once, naming the folder and its owner. A lease its owne
 a lost machine) goes stale after `ttl` seconds, or at once when the owner was a process on this host that is
 gone: that is how a re-run after kill -9 continues its run. The same owner (a retried task of the same flow
 run) takes its own lease back.
+
+A lease record is data from outside (another host, or anyone who can write the folder): one that is not a
+lease record is an error naming the file, and the time it claims is bounded (`MAX_TTL`, `_age`), so no record
+blocks a folder longer than an hour.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -24,10 +29,19 @@ from handgesture.storage import Store
 
 log = logging.getLogger(__name__)
 LEASE = "lease.json"
+# The longest ttl a lease record is believed for. Our writers record 60 s (renewed every 15 s); no config sets
+# it. An hour is far above any ttl a writer of ours records, and bounds how long a dead holder on another
+# host (or a forged record) keeps a folder: after that a re-run takes the folder over.
+MAX_TTL = 3600.0
+_FIELDS = {"owner": str, "host": str, "pid": int, "renewed_at": float}  # and an optional "ttl"
 
 
 class RunFolderBusyError(InputError):
     """Another live writer owns the run folder."""
+
+
+class MalformedLeaseError(InputError):
+    """The run folder's lease.json is not a lease record: retrying cannot help, someone must look at it."""
 
 
 class LeaseLostError(RuntimeError):
@@ -60,9 +74,9 @@ class RunLease:
     def _take_over(self) -> None:
         found = self.store.read_versioned(LEASE)
         if found is not None:
-            holder, version = json.loads(found[0]), found[1]
+            holder, version = parse_lease(found[0], self.store.uri(LEASE)), found[1]
             if holder["owner"] != self.owner and not self._is_stale(holder):
-                age = self.clock() - holder["renewed_at"]
+                age = self._age(holder)
                 raise RunFolderBusyError(
                     f"run folder {self.store.root} is in use by {holder['owner']} (pid {holder['pid']} on "
                     f"{holder['host']}, renewed {age:.0f} s ago): give this run another storage.run_name"
@@ -79,9 +93,17 @@ class RunLease:
         )
 
     def _is_stale(self, holder: dict) -> bool:
-        if self.clock() - holder["renewed_at"] > holder.get("ttl", self.ttl):
+        # The holder's own ttl decides (it renews every ttl / 4 of its own), never the taker's.
+        ttl = min(holder.get("ttl", self.ttl), MAX_TTL)
+        if self._age(holder) > ttl or holder["renewed_at"] - self.clock() > ttl:
+            # The second: a renewal further ahead than a whole ttl is no clock skew but a record no live
+            # holder on a sane clock writes; treating it as "now" at every look would keep it live for ever.
             return True
         return holder["host"] == socket.gethostname() and not _alive(holder["pid"])
+
+    def _age(self, holder: dict) -> float:
+        """Seconds since the holder renewed; a renewal in the future (another host's clock) counts as now."""
+        return self.clock() - min(holder["renewed_at"], self.clock())
 
     def _record(self) -> bytes:
         record = {"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(), "token": self.token}
@@ -99,7 +121,7 @@ class RunLease:
     def renew(self) -> None:
         if self._version is None or not self.store.replace_if(self._record(), LEASE, self._version):
             found = self.store.read_versioned(LEASE)
-            owner = json.loads(found[0])["owner"] if found else "nobody"
+            owner = _owner_of(found[0], self.store.uri(LEASE)) if found else "nobody"
             self.lost = f"the lease of run folder {self.store.root} was taken over by {owner}"
             log.error("%s: this run stops at its next checkpoint", self.lost)
             return
@@ -124,6 +146,45 @@ class RunLease:
             log.warning(
                 "could not give back the lease of %s (stale in %.0f s): %s", self.store.root, self.ttl, exc
             )
+
+
+def parse_lease(data: bytes, uri: str) -> dict:
+    """The lease record `data` read from `uri`, or MalformedLeaseError naming the file and what is wrong."""
+    try:
+        record = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _malformed(uri, f"not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise _malformed(uri, f"a JSON {type(record).__name__}, not an object")
+    for key, kind in _FIELDS.items():
+        if not _is(record.get(key), kind):
+            raise _malformed(uri, f"no {key!r} {kind.__name__}")
+    if "ttl" in record and not (_is(record["ttl"], float) and record["ttl"] > 0):
+        raise _malformed(uri, "its 'ttl' is not a positive number of seconds")
+    return record
+
+
+def _is(value: object, kind: type) -> bool:
+    if isinstance(value, bool):  # JSON true is no pid or time
+        return False
+    if kind is float:  # NaN and Infinity parse as JSON numbers here, and compare false with every time
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _malformed(uri: str, what: str) -> MalformedLeaseError:
+    return MalformedLeaseError(
+        f"lease {uri} is not a lease record: {what}; expected a JSON object with owner, host, pid, "
+        f"renewed_at and ttl. Delete it once no run writes to that folder"
+    )
+
+
+def _owner_of(data: bytes, uri: str) -> str:
+    """Who took the lease, for a message: the heartbeat thread must not die on a record it cannot read."""
+    try:
+        return parse_lease(data, uri)["owner"]
+    except MalformedLeaseError:
+        return f"an unreadable record in {uri}"
 
 
 def _alive(pid: int) -> bool:

@@ -11,10 +11,17 @@ import threading
 import pytest
 import torch
 
-from handgesture.checkpoints.lease import LEASE, LeaseLostError, RunFolderBusyError, RunLease
+from handgesture.checkpoints.lease import (
+    LEASE,
+    MAX_TTL,
+    LeaseLostError,
+    MalformedLeaseError,
+    RunFolderBusyError,
+    RunLease,
+)
 from handgesture.checkpoints.run_folder import MANIFEST, RunFolder
 from handgesture.checkpoints.uploader import BackgroundUploader
-from handgesture.errors import StorageError
+from handgesture.errors import InputError, StorageError
 from tests.unit.checkpoints.test_run_folder import fake_checkpoint
 
 
@@ -41,6 +48,92 @@ def test_a_stale_lease_and_ones_own_are_taken_over(store):
     taker.renew()  # the first holder of that name now sees it is not its lease any more
     with pytest.raises(LeaseLostError, match="taken over by new-owner"):
         taker.check()
+
+
+def _held_elsewhere(store, renewed_at: float, ttl) -> None:
+    """A lease of a live process on another host (so only its times can tell whether it is stale)."""
+    record = {"owner": "flow-run-elsewhere", "host": "elsewhere", "pid": 1, "renewed_at": renewed_at}
+    record["ttl"] = ttl
+    assert store.create_exclusive(json.dumps(record).encode(), LEASE)
+
+
+def _owner(store) -> str:
+    return json.loads(store.read_versioned(LEASE)[0])["owner"]
+
+
+def test_staleness_is_judged_by_the_ttl_the_holder_recorded_not_the_takers(store):
+    now = [1000.0]
+    _held_elsewhere(store, renewed_at=now[0], ttl=600)
+    now[0] += 61  # stale by the taker's 60 s, live by the holder's 600 s
+    with pytest.raises(RunFolderBusyError, match="flow-run-elsewhere"):
+        RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    now[0] += 540  # 601 s: stale by the holder's own ttl
+    RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    assert _owner(store) == "flow-run-taker"
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00garbage{", b"[]", b"{}", b'{"owner": "x", "host": "h", "pid": 1}', b"null"]
+)
+def test_a_malformed_lease_is_one_input_error_naming_the_file(store, content):
+    assert store.create_exclusive(content, LEASE)
+    with pytest.raises(MalformedLeaseError) as info:
+        RunLease(store, "flow-run-taker").acquire()
+    message = str(info.value)
+    assert isinstance(info.value, InputError)  # so tasks never retry it and the commands exit 2
+    assert store.uri(LEASE) in message and "\n" not in message
+    assert store.read_versioned(LEASE)[0] == content  # left for someone to look at
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("renewed_at", "NaN"), ("renewed_at", "Infinity"), ("ttl", "Infinity"), ("pid", "true")],
+)
+def test_a_lease_with_a_time_that_never_expires_is_malformed(store, field, value):
+    record = {"owner": "o", "host": "elsewhere", "pid": 1, "renewed_at": 1000.0, "ttl": 60}
+    text = json.dumps({**record, field: "@"}).replace('"@"', value)  # json.loads accepts NaN and Infinity
+    assert store.create_exclusive(text.encode(), LEASE)
+    with pytest.raises(MalformedLeaseError, match=field):
+        RunLease(store, "flow-run-taker", clock=lambda: 1000.0).acquire()
+
+
+def test_a_renewal_in_the_near_future_counts_as_now(store):
+    now = [1000.0]
+    _held_elsewhere(store, renewed_at=now[0] + 30, ttl=60)  # the other host's clock runs 30 s ahead
+    with pytest.raises(RunFolderBusyError, match=r"renewed 0 s ago"):
+        RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    now[0] += 30 + 61
+    RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    assert _owner(store) == "flow-run-taker"
+
+
+def test_a_renewal_far_in_the_future_does_not_block_the_folder_for_ever(store):
+    now = 1000.0
+    _held_elsewhere(store, renewed_at=now + 10 * 365 * 86400, ttl=60)  # a broken clock, or a forged record
+    RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now).acquire()
+    assert _owner(store) == "flow-run-taker"
+
+
+def test_a_huge_ttl_is_clamped(store):
+    now = [1000.0]
+    _held_elsewhere(store, renewed_at=now[0], ttl=1e12)
+    now[0] += MAX_TTL - 1
+    with pytest.raises(RunFolderBusyError):
+        RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    now[0] += 2
+    RunLease(store, "flow-run-taker", ttl=60, clock=lambda: now[0]).acquire()
+    assert _owner(store) == "flow-run-taker"
+
+
+def test_a_holder_whose_lease_was_replaced_by_garbage_loses_it_and_says_so(store):
+    holder = RunLease(store, "flow-run-holder")
+    holder.acquire()
+    holder._stop.set()  # no heartbeat in the background: this test renews by hand
+    assert store.replace_if(b"garbage", LEASE, store.read_versioned(LEASE)[1])
+    holder.renew()
+    with pytest.raises(LeaseLostError, match="unreadable record"):
+        holder.check()
+    holder.release()
 
 
 def test_a_lease_of_a_process_on_this_host_that_is_gone_is_taken_over_at_once(store):
