@@ -30,6 +30,9 @@ _FAMILIES = {
     "mobilenet": ("leading_hand_classifier.3", "backbone.0.0.0", "backbone.0.0.1"),
     "vit": ("leading_hand_classifier.0", "torchvision_model.conv_proj", None),
 }
+# Tensors of the new model that schema 1 never saved, so they stay as built: ViT's unused ImageNet head.
+_NOT_SAVED = {"resnet": (), "mobilenet": (), "vit": ("torchvision_model.heads.",)}
+_SHOWN = 6  # tensor names an error lists
 
 
 def convert_schema1(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
@@ -38,13 +41,10 @@ def convert_schema1(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
         raise CheckpointError(
             f"{source} is not a schema-1 checkpoint (schema {checkpoint.get('schema_version')})"
         )
-    name, classes = checkpoint["model_name"], checkpoint["class_names"]
+    name, classes, size = _shape_of(checkpoint, source)
     family = _family(name)
-    model = build_model(name, len(classes), image_size=checkpoint["image_size"][0])
-    state = model.state_dict()  # ViT's unused ImageNet head, which schema 1 did not keep, stays as built
-    for old, tensor in checkpoint["state_dict"].items():
-        for new in _new_names(family, old):
-            state[new] = tensor.clone()
+    model = build_model(name, len(classes), image_size=size)
+    state = _renamed(checkpoint["state_dict"], family, model.state_dict(), f"{source} to a {name}")
     problems = layout_problems(model, state)
     if problems:
         raise CheckpointError(f"{source}: its tensors do not map onto a {name}: {'; '.join(problems)}")
@@ -64,6 +64,50 @@ def convert_schema1(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
         "lineage": lineage,
         "converted_from": source,
     }
+
+
+def _shape_of(checkpoint: dict[str, Any], source: str) -> tuple[str, list[str], int]:
+    """Model name, class names and image side: what the new model is built from, each checked first."""
+    name, classes, size = (checkpoint.get(key) for key in ("model_name", "class_names", "image_size"))
+    if not isinstance(name, str):
+        raise _missing(source, "model_name", f"a model name, one of {list(ARCHITECTURES)}")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise _missing(source, "class_names", "a list of class names")
+    if not isinstance(size, list | tuple) or not size or not isinstance(size[0], int):
+        raise _missing(source, "image_size", "[height, width] in pixels")
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise _missing(source, "state_dict", "a dict of tensors")
+    return name, classes, size[0]
+
+
+def _missing(source: str, key: str, expected: str) -> CheckpointError:
+    return CheckpointError(f"{source}: schema-1 checkpoint without a usable {key!r} (expected {expected})")
+
+
+def _renamed(old_state: dict, family: str, built: dict[str, torch.Tensor], what: str) -> dict:
+    """The schema-1 tensors under their new names. Every tensor is accounted for both ways: one the new
+    model lacks would be dropped, and one the file lacks would stay random (a heads-only file would convert
+    into a random backbone)."""
+    state, unknown = {}, []
+    for old, tensor in old_state.items():
+        names = _new_names(family, old)
+        if not isinstance(tensor, torch.Tensor) or not names or any(new not in built for new in names):
+            unknown.append(old)
+            continue
+        state.update({new: tensor.clone() for new in names})
+    missing = [k for k in built if k not in state and not k.startswith(_NOT_SAVED[family])]
+    problems = []
+    if unknown:
+        problems.append(f"{len(unknown)} tensors of the file have no place in it ({_some(unknown)})")
+    if missing:
+        problems.append(f"{len(missing)} of its tensors are not in the file ({_some(missing)})")
+    if problems:
+        raise CheckpointError(f"cannot convert {what}: {'; '.join(problems)}; nothing was written")
+    return {**built, **state}  # the tensors never saved stay as built
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(sorted(names)[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
 
 
 def _family(name: str) -> str:

@@ -117,3 +117,36 @@ def test_the_convert_command_writes_a_checkpoint_that_loads(tmp_path, capsys):
     assert (loaded.model_name, loaded.class_names, loaded.epoch) == ("MobileNetV3_small", CLASSES, 2)
     assert main(["convert", str(tmp_path / "new.pth"), str(tmp_path / "again.pth")]) == 2
     assert "not a schema-1 checkpoint" in capsys.readouterr().err
+
+
+def _convert(tmp_path, checkpoint, capsys) -> tuple[int, str]:
+    (tmp_path / "old.pth").write_bytes(to_bytes(checkpoint))
+    status = main(["convert", str(tmp_path / "old.pth"), str(tmp_path / "new.pth")])
+    return status, capsys.readouterr().err
+
+
+def test_a_heads_only_file_is_refused_instead_of_getting_a_random_backbone(tmp_path, capsys):
+    checkpoint, _, _ = schema1("ResNet18", 32)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "_head." in k}
+    status, err = _convert(tmp_path, checkpoint, capsys)
+    assert status == 2 and not (tmp_path / "new.pth").exists()
+    assert str(tmp_path / "old.pth") in err and "not in the file" in err and "backbone.0.weight" in err
+
+
+def test_tensors_with_no_place_in_the_new_model_are_refused_not_dropped(tmp_path, capsys):
+    checkpoint, _, _ = schema1("MobileNetV3_small", 32)
+    checkpoint["state_dict"]["backbone.avgpool.extra"] = torch.zeros(3)  # maps onto no HaGRID name
+    checkpoint["state_dict"]["gesture_head.9.weight"] = torch.zeros(3)  # maps onto a name the model lacks
+    status, err = _convert(tmp_path, checkpoint, capsys)
+    assert status == 2 and not (tmp_path / "new.pth").exists()
+    assert str(tmp_path / "old.pth") in err and "no place" in err
+    assert "backbone.avgpool.extra" in err and "gesture_head.9.weight" in err
+
+
+@pytest.mark.parametrize("key", ["model_name", "class_names", "image_size"])
+def test_a_file_without_what_the_model_is_built_from_is_one_error_naming_the_key(tmp_path, capsys, key):
+    checkpoint, _, _ = schema1("ResNet18", 32)
+    del checkpoint[key]
+    status, err = _convert(tmp_path, checkpoint, capsys)
+    assert status == 2 and not (tmp_path / "new.pth").exists()
+    assert str(tmp_path / "old.pth") in err and repr(key) in err and "Traceback" not in err
