@@ -150,6 +150,8 @@ def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) ->
     files = {g: ann_dir / f"{g}.json" for g in sorted(index)}
     present = {g: p for g, p in files.items() if p.is_file()}
     missing_targets = sorted(set(files) - set(present) - {NO_GESTURE})
+    if not ann_dir.is_dir():
+        raise DataError(f"annotations folder {ann_dir} does not exist (expected <gesture>.json files there)")
     if not present:
         raise DataError(
             f"No annotation files for targets {sorted(files)} in {ann_dir} "

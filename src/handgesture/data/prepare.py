@@ -9,9 +9,11 @@ that with `open_split`: the annotations are read and the caches keyed once per r
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from handgesture.config import Config
 from handgesture.data.annotations import Sample, read_annotations
@@ -66,19 +68,54 @@ class SplitData:
         return self.cache.dataset(samples, train=train)
 
 
+# The dataset keys are local folders; a URI read as one would become a folder named "s3:" (say) in the cwd.
+LOCAL_FOLDER_KEYS = ("annotations", "dataset", "test_annotations", "cache_dir")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def refuse_uris(config: Config) -> None:
+    """One InputError for a dataset key that holds a URI (``s3://``, ``gs://``, ``http://``, ...)."""
+    for key in LOCAL_FOLDER_KEYS:
+        value = getattr(config.dataset, key)
+        found = _SCHEME.match(value) if isinstance(value, str) else None
+        if found:
+            raise DataError(
+                f"dataset.{key}={_without_credentials(value)}: a {found.group(1)}:// URI, but only local "
+                f"folders are read today (copy or mount the data locally and point dataset.{key} there)"
+            )
+
+
+def _without_credentials(uri: str) -> str:
+    """The URI with any user:password@ part masked: errors name the input, never a secret."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def ensure_dataset(config: Config) -> None:
-    """The demo's data: generate a HaGRID-format synthetic dataset once, when asked to and absent."""
-    annotations = Path(config.dataset.annotations)
+    """The demo's data: generate a HaGRID-format synthetic dataset once, when asked to and absent.
+
+    Only into the two folders it fills, and only when both are missing or empty: a mistyped path next to a
+    user's real dataset must be an error naming it, never a reason to write synthetic frames among theirs.
+    """
+    annotations, images = Path(config.dataset.annotations), Path(config.dataset.dataset)
     if not config.synthetic.generate_if_missing or annotations.is_dir():
         return
-    if annotations.parent != Path(config.dataset.dataset).parent:
+    out = annotations.parent
+    if (annotations, images) != (out / "annotations", out / "images"):
         raise DataError(
-            "synthetic.generate_if_missing needs dataset.annotations and dataset.dataset in one folder "
-            f"(got {annotations} and {config.dataset.dataset})"
+            f"dataset.annotations {annotations} does not exist; synthetic.generate_if_missing would write "
+            f"{out / 'annotations'} and {out / 'images'} instead (got dataset.dataset {images})"
         )
-    log.info("generating a synthetic HaGRID-format dataset in %s (first use)", annotations.parent)
+    if _has_content(images):
+        raise DataError(
+            f"dataset.annotations {annotations} does not exist, but dataset.dataset {images} has content: "
+            "fix dataset.annotations (no synthetic data is written into an existing dataset)"
+        )
+    log.info("generating a synthetic HaGRID-format dataset in %s (first use)", out)
     generate_synthetic(
-        annotations.parent,
+        out,
         per_class=config.synthetic.per_class,
         targets=config.dataset.targets,
         users=config.synthetic.users,
@@ -86,6 +123,10 @@ def ensure_dataset(config: Config) -> None:
         seed=config.random_state,
         version=config.synthetic.hagrid_version,
     )
+
+
+def _has_content(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir()) or (folder.exists() and not folder.is_dir())
 
 
 def annotation_folders(config: Config) -> dict[str, str]:
@@ -97,6 +138,7 @@ def annotation_folders(config: Config) -> dict[str, str]:
 
 def prepare_data(config: Config) -> PreparedData:
     """Make sure the data and its crop caches exist; with caching off there is nothing to prepare."""
+    refuse_uris(config)
     ensure_dataset(config)
     prepared = PreparedData()
     for name, folder in annotation_folders(config).items():
