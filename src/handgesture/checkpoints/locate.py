@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from handgesture.checkpoints.best import follow_best_ref, is_best_ref
+from handgesture.checkpoints.best import BestRef, follow_best_ref, is_best_ref
 from handgesture.checkpoints.foreign import upgrade
 from handgesture.checkpoints.format import from_bytes
 from handgesture.checkpoints.prefect_refs import PREFIX, is_flow_run_ref, resolve_flow_run_ref
@@ -61,24 +61,44 @@ def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path |
     if is_flow_run_ref(uri):
         uri = resolve_flow_run_ref(uri)
     elif is_best_ref(uri):
-        uri = follow_best_ref(uri, s3)
+        return _load_best(follow_best_ref(uri, s3), uri, s3, cache_dir)
     if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
         run_uri, key = split_checkpoint_uri(uri)
         return _load_named(open_store(run_uri, s3), key, cache_dir)
     return _load_newest(open_store(uri, s3), cache_dir)
 
 
-def _load_named(store: Store, key: str, cache_dir: Path) -> Resolved:
+def _load_best(best: BestRef, ref: str, s3: S3Settings | None, cache_dir: Path) -> Resolved:
+    """The checkpoint `<experiment>/best` names, verified against the sha256 its pointer records."""
+    if not best.checkpoint.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
+        raise CheckpointError(
+            f"resume {ref}: best pointer {best.pointer} names {best.checkpoint}, not a checkpoint file "
+            f"(expected a .pth file, whose sha256 it records)"
+        )
+    run_uri, key = split_checkpoint_uri(best.checkpoint)
+    return _load_named(open_store(run_uri, s3), key, cache_dir, pinned=best)
+
+
+def _load_named(store: Store, key: str, cache_dir: Path, pinned: BestRef | None = None) -> Resolved:
+    """`pinned`: the best pointer that led here, whose sha256 the file must have, manifest or none."""
     uri = store.uri(key)
     if not store.exists(key):
         raise CheckpointError(f"resume checkpoint {uri} does not exist (expected a .pth checkpoint file)")
     manifest = read_manifest(store)
     # No manifest: a bare file (e.g. the tutorial's best_model.pth); torch.load still checks its structure.
     entry = manifest_entry(manifest, key) if manifest else None
+    recorded = entry["sha256"] if entry else None
+    if pinned and recorded and recorded != pinned.sha256:  # the run went on and replaced the promoted file
+        raise CheckpointError(
+            f"resume checkpoint {uri}: best pointer {pinned.pointer} records sha256 {pinned.sha256}, but its "
+            f"run manifest now records {recorded}: it is not the file that was promoted"
+        )
+    expected = pinned.sha256 if pinned else recorded
     try:
-        path = cached_download(store, key, cache_dir, sha256=entry["sha256"] if entry else None)
+        path = cached_download(store, key, cache_dir, sha256=expected)
     except ChecksumMismatchError as exc:
-        raise CheckpointError(f"resume checkpoint {uri} failed verification: {exc}") from None
+        by = f"best pointer {pinned.pointer}" if pinned else "its run manifest"
+        raise CheckpointError(f"resume checkpoint {uri} failed verification against {by}: {exc}") from None
     data = path.read_bytes()
     return Resolved(uri, upgrade(from_bytes(data, uri), uri), hashlib.sha256(data).hexdigest())
 
