@@ -28,9 +28,20 @@ def read_frame(path: str) -> torch.Tensor:
             f"{path}: {width} x {height} pixels, over the limit of {MAX_FRAME_PIXELS} (a decompression bomb?)"
         )
     try:
-        return decode_image(read_file(path), mode=ImageReadMode.RGB)  # HaGRID's JPEGs, and PNGs
+        frame = decode_image(read_file(path), mode=ImageReadMode.RGB)  # HaGRID's JPEGs, and PNGs
     except (RuntimeError, OSError, ValueError) as exc:
         raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
+    return to_uint8(frame, path)
+
+
+def to_uint8(frame: torch.Tensor, path: str) -> torch.Tensor:
+    """8 bits per channel, as every consumer expects. A 16-bit PNG decodes to uint16 (0..65535): used as
+    uint8 its values would clamp to near-white, so each is scaled to the nearest of 0..255 (x / 257)."""
+    if frame.dtype == torch.uint8:
+        return frame
+    if frame.dtype == torch.uint16:
+        return ((frame.to(torch.int32) + 128) // 257).to(torch.uint8)
+    raise UnreadableFrame(f"{path}: {frame.dtype} pixels (expected 8 or 16 bits per channel)")
 
 
 def _first_line(exc: Exception) -> str:
