@@ -8,6 +8,8 @@ input), so a prediction on a dataset frame is the evaluation's prediction for th
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +57,17 @@ def read_boxes(path: Path) -> dict[str, list[Box]]:
     """Hand boxes by image: HaGRID's annotation format (`{image_id: {"bboxes": [[x, y, w, h], ...]}}`) or
     a JSON list of `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(Path(path).read_text(), parse_constant=_no_constant)
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError, _no_constant
         raise DataError(f"boxes file {path} could not be read as JSON: {exc}") from None
+    except RecursionError:  # the decoder recurses once per level of nesting
+        raise DataError(f"boxes file {path} is nested too deeply (expected boxes: a few levels)") from None
     if isinstance(data, dict):
         entries = [(str(key), value) for key, value in data.items()]
-    elif isinstance(data, list) and all(isinstance(item, dict) and "image" in item for item in data):
-        entries = [(str(item["image"]), item) for item in data]
+    elif isinstance(data, list) and all(
+        isinstance(item, dict) and isinstance(item.get("image"), str) for item in data
+    ):
+        entries = [(item["image"], item) for item in data]
     else:
         raise DataError(
             f'boxes file {path}: expected HaGRID\'s {{image_id: {{"bboxes": [...]}}}} or a list of '
@@ -70,17 +76,27 @@ def read_boxes(path: Path) -> dict[str, list[Box]]:
     return {image: _boxes(entry, f"{path} entry {image!r}") for image, entry in entries}
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows (expected coordinates in [0, 1])")
+
+
 def _boxes(entry: Any, where: str) -> list[Box]:
     boxes = entry.get("bboxes") if isinstance(entry, dict) else None
     if not isinstance(boxes, list):
         raise DataError(f"{where}: expected a 'bboxes' list of [x, y, w, h]")
     for box in boxes:
-        valid = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+        valid = isinstance(box, list) and len(box) == 4 and all(_coordinate(v) for v in box)
         if not valid or box[2] <= 0 or box[3] <= 0 or min(box) < 0 or max(box) > 1:
             raise DataError(
-                f"{where}: box {box!r} is not [x, y, w, h] in [0, 1] with a positive width and height"
+                f"{where}: box {reprlib.repr(box)} is not [x, y, w, h] in [0, 1] "
+                "with a positive width and height"
             )
     return [tuple(float(v) for v in box) for box in boxes]  # type: ignore[misc]
+
+
+def _coordinate(value: Any) -> bool:
+    # bool is an int to Python, but true is no coordinate; NaN passes every comparison with 0 and 1 as false.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def targets_of(images: list[Path], boxes: dict[str, list[Box]] | None) -> list[Target]:
@@ -99,7 +115,8 @@ def targets_of(images: list[Path], boxes: dict[str, list[Box]] | None) -> list[T
 def predict(
     loaded: LoadedModel, targets: list[Target], *, device: torch.device, batch_size: int = 32, top_k: int = 1
 ) -> Iterator[dict[str, Any]]:
-    """One record per target, in order: gesture, leading hand, their probabilities, and the top k gestures."""
+    """One record per target, in order: gesture, leading hand, their probabilities, and the top k gestures;
+    an unreadable image's record holds the error instead."""
     pending: list[tuple[Target, torch.Tensor]] = []
     frames: dict[Path, torch.Tensor | str] = {}  # the image being cut (or why it cannot be read)
     for target in targets:
@@ -107,6 +124,8 @@ def predict(
             frames = {target.image: _read(target.image)}
         frame = frames[target.image]
         if isinstance(frame, str):
+            yield from _run(loaded, pending, device, top_k)  # the targets before it come first
+            pending = []
             yield {"image": str(target.image), "box": _list(target.box), "error": frame}
             continue
         pending.append((target, crop(frame, target.box, loaded.image_size)))
@@ -135,6 +154,8 @@ def crop(frame: torch.Tensor, box: Box | list[float] | None, image_size: list[in
 def _run(
     loaded: LoadedModel, pending: list[tuple[Target, torch.Tensor]], device: torch.device, top_k: int
 ) -> Iterator[dict[str, Any]]:
+    if not pending:
+        return
     images = preprocess(torch.stack([crop for _, crop in pending]).to(device))
     outputs = loaded.model(images)
     gestures = outputs["gesture"].float().softmax(dim=1).cpu()

@@ -128,3 +128,59 @@ def test_the_predict_command_reports_bad_input_with_status_2(trained_run, tmp_pa
     assert "missing.jpg does not exist" in capsys.readouterr().err
     assert main(["predict", checkpoint, str(tmp_path), "--top-k", "0"]) == 2
     assert "--top-k must be a positive integer" in capsys.readouterr().err
+
+
+def test_records_come_in_input_order_with_unreadable_images_among_them(model, test_split, tmp_path):
+    broken, other = tmp_path / "broken.jpg", tmp_path / "other.png"
+    broken.write_bytes(b"not a jpeg")
+    other.write_bytes(b"")
+    good = [Path(sample.image) for sample in test_split[2][:3]]
+    targets = [Target(image, None) for image in (good[0], broken, good[1], other, other, good[2])]
+    for batch_size in (1, 2, 32):
+        records = list(predict(model, targets, device=torch.device("cpu"), batch_size=batch_size))
+        assert [r["image"] for r in records] == [str(t.image) for t in targets], batch_size
+        assert ["error" in r for r in records] == [False, True, False, True, True, False]
+
+
+def test_the_predict_command_prints_a_folder_s_records_in_order_bad_images_included(
+    trained_run, test_split, tmp_path, capsys
+):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, sample in enumerate(test_split[2][:2]):
+        shutil.copy(sample.image, images / f"{2 * i}.jpg")
+    (images / "1.jpg").write_bytes(b"not a jpeg")
+    (images / "3.jpg").write_bytes(b"truncated")
+    assert main(["predict", trained_run[0].best_checkpoint, str(images)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(line["image"]).name for line in lines] == ["0.jpg", "1.jpg", "2.jpg", "3.jpg"]
+    assert ["error" in line for line in lines] == [False, True, False, True]
+
+
+BAD_BOXES = {
+    "nan": "[NaN, 0.1, 0.2, 0.2]",
+    "infinity": "[0.1, 0.1, Infinity, 0.2]",
+    "overflow": "[0.1, 0.1, 1e999, 0.2]",
+    "boolean": "[0.1, 0.1, true, 0.5]",
+    "deep": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_BOXES))
+def test_the_predict_command_refuses_non_finite_boolean_and_deep_boxes_in_one_line(
+    kind, trained_run, test_split, tmp_path, capsys
+):
+    image = Path(test_split[2][0].image)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(f'[{{"image": "{image.name}", "bboxes": [{BAD_BOXES[kind]}]}}]')
+    assert main(["predict", trained_run[0].best_checkpoint, str(image), "--boxes", str(boxes)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert str(boxes) in captured.err and len(captured.err) < 300
+
+
+def test_an_image_name_in_a_boxes_list_must_be_a_string(tmp_path):
+    listed = tmp_path / "boxes.json"
+    listed.write_text(json.dumps([{"image": ["a.jpg"], "bboxes": [[0.1, 0.2, 0.3, 0.4]]}]))
+    with pytest.raises(DataError, match="boxes.json: expected HaGRID's"):
+        read_boxes(listed)
