@@ -65,13 +65,18 @@ def _united_pairs(entry: dict, boxes: list[Box], labels: list[str], where: str) 
     united_boxes = _boxes(united, "united_bbox", "united_bbox", where, optional=True)
     united_labels = _labels(united_labels, len(boxes), "united_label", where, optional=True)
     pairs: list[tuple[Box, str]] = []
+    seen: set[tuple[Box, str]] = set()  # the pairs so far: a set, so an image of n boxes costs n lookups
     for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):
         if united_boxes[i] is None:
-            pairs.append((box, label))
+            pair = (box, label)
         elif united_labels[i] is None:
             raise DataError(f"{where}: united_bbox {i} has no united_label")
-        elif (united_boxes[i], united_labels[i]) not in pairs:
-            pairs.append((united_boxes[i], united_labels[i]))
+        else:
+            pair = (united_boxes[i], united_labels[i])
+            if pair in seen:
+                continue
+        pairs.append(pair)
+        seen.add(pair)
     return pairs
 
 

@@ -88,3 +88,51 @@ def test_training_on_v2_masks_the_leading_hand(tmp_path):
     summary = run_training(config, run_name="v2")
     assert math.isfinite(summary.metrics["train/loss"]) and 0.0 <= summary.metrics["gesture/f1_score"] <= 1.0
     assert not [key for key in summary.metrics if key.startswith("leading_hand/")]
+
+
+class _CountedLabel(str):
+    """A label that counts its comparisons, and stops a parse that compares it quadratically often."""
+
+    comparisons = 0
+    budget = 0
+
+    def __eq__(self, other):
+        type(self).comparisons += 1
+        if type(self).comparisons > type(self).budget:
+            raise AssertionError(f"over {type(self).budget} label comparisons: quadratic in boxes per image")
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_united_boxes_are_deduplicated_in_linear_comparisons(monkeypatch):
+    """20,000 two-handed boxes in one image, all under one united box but with distinct labels: a parse that
+    looks each pair up in the pairs so far compares labels n^2 / 2 times; a set index compares about n."""
+    from handgesture.data.entries import parse_entry
+
+    n = 20_000
+    labels = [_CountedLabel(f"label{i}") for i in range(n)]
+    monkeypatch.setattr(_CountedLabel, "comparisons", 0)
+    monkeypatch.setattr(_CountedLabel, "budget", 4 * n)
+    box = [0.1, 0.1, 0.2, 0.2]
+    entry = {"bboxes": [box] * n, "labels": labels, "user_id": "u", "united_bbox": [box] * n}
+    entry["united_label"] = labels
+    parsed = parse_entry(entry, "many.json, image 'crowd'")
+    assert len(parsed.pairs) == n and parsed.pairs[-1] == ((0.1, 0.1, 0.2, 0.2), "label19999")
+    assert _CountedLabel.comparisons <= 4 * n
+
+
+def test_united_boxes_keep_their_order_and_drop_repeats():
+    from handgesture.data.entries import parse_entry
+
+    a, b, c = [0.1, 0.1, 0.2, 0.2], [0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]
+    entry = {
+        "bboxes": [a, b, c, a, c],
+        "labels": ["hand_heart", "hand_heart", "fist", "hand_heart", "fist"],
+        "user_id": "u",
+        "united_bbox": [[0, 0, 1, 1], [0, 0, 1, 1], None, [0, 0, 1, 1], None],
+        "united_label": ["hand_heart", "hand_heart", None, "timeout", None],
+    }
+    pairs = parse_entry(entry, "x").pairs
+    whole = (0.0, 0.0, 1.0, 1.0)
+    assert pairs == [(whole, "hand_heart"), (tuple(c), "fist"), (whole, "timeout"), (tuple(c), "fist")]
