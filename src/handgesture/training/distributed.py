@@ -10,6 +10,11 @@ Each rank writes its own error to a folder the launcher reads, because torchrun 
 *it notices*: when rank 0 stops on bad input, rank 1 fails too (its connection to rank 0 is gone), and
 torchrun as often reports rank 1's lost connection as rank 0's cause. Rank 0 writes its epoch ends to the
 same folder, for the caller's `on_epoch` (`handgesture.training.epoch_relay`).
+
+Two guards run before anything is launched. On CPU a node runs at most one rank per usable core: each rank is
+a process with its own model, optimizer and loaders, so more ranks than cores only add memory. A given
+rendezvous endpoint that accepts connections must answer as a c10d store within seconds: torch's store
+client waits forever, in C++ (deaf to SIGTERM), on a port that another service holds.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +32,7 @@ from typing import Any
 
 import torch
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.elastic.rendezvous.utils import parse_rendezvous_endpoint
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from handgesture.config import Config
@@ -34,16 +42,36 @@ from handgesture.training.setup import pick_device
 
 log = logging.getLogger(__name__)
 
+HANDSHAKE_TIMEOUT_S = 5.0  # a c10d store answers in milliseconds, even across a data centre
+PROBE_PROCESS_TIMEOUT_S = 120.0  # the probe's own deadline, plus importing torch on a loaded machine
+PROBE = Path(__file__).with_name("launch_probe.py")
+DEFAULT_RDZV_PORT = 29400  # torchrun's, for an endpoint given without a port
+
 
 def devices_per_node(config: Config) -> int:
-    """How many ranks this node runs: `train_params.devices`, `auto` being every visible GPU (or 1)."""
+    """How many ranks this node runs: `train_params.devices`, `auto` being every visible GPU (or 1); at most
+    the visible GPUs on CUDA, the usable cores on CPU."""
     devices = str(config.train_params.devices)
     if devices == "auto":
         return max(1, torch.cuda.device_count())
-    count, visible = int(devices), torch.cuda.device_count()
-    if pick_device(config.device).type == "cuda" and count > visible:
-        raise ConfigError(f"train_params.devices={count}, but only {visible} GPUs are visible")
+    count = int(devices)
+    if pick_device(config.device).type == "cuda":
+        visible = torch.cuda.device_count()
+        if count > visible:
+            raise ConfigError(f"train_params.devices={count}, but only {visible} GPUs are visible")
+    elif count > (cores := usable_cores()):
+        raise ConfigError(
+            f"train_params.devices={count} on CPU, but this machine gives this process {cores} cores: each "
+            f"rank is a process with its own model, optimizer and loaders; expected at most {cores}"
+        )
     return count
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def is_data_parallel(config: Config) -> bool:
@@ -64,6 +92,8 @@ def launch(
         raise ConfigError("train_params.nnodes > 1 needs train_params.rdzv_endpoint (host:port of node 0)")
     if params.sync_bn and pick_device(config.device).type != "cuda":
         raise ConfigError("train_params.sync_bn=true needs CUDA devices: SyncBatchNorm only runs on GPUs")
+    if params.rdzv_endpoint:
+        check_rendezvous(params.rdzv_endpoint)
     endpoint = params.rdzv_endpoint or f"127.0.0.1:{_free_port()}"
     launch_config = LaunchConfig(
         min_nodes=params.nnodes,
@@ -84,6 +114,50 @@ def launch(
         except ChildFailedError as exc:
             raise rank_error(exc, Path(reports)) from None
     return results.get(0)
+
+
+def check_rendezvous(endpoint: str) -> None:
+    """Fail in seconds, naming `endpoint`, when a service there accepts connections but is no c10d store.
+
+    Nothing listening is fine: node 0 hosts the store there, or will (the other nodes wait for it)."""
+    try:
+        host, port = parse_rendezvous_endpoint(endpoint, default_port=DEFAULT_RDZV_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"train_params.rdzv_endpoint={endpoint!r}: expected host:port ({exc})") from None
+    try:
+        socket.create_connection((host, port), timeout=HANDSHAKE_TIMEOUT_S).close()
+    except OSError:
+        return  # refused, unreachable or unresolved: torch's rendezvous reports or waits as it always has
+    problem = _store_handshake(host, port)
+    if problem:
+        raise ConfigError(
+            f"train_params.rdzv_endpoint={endpoint}: a service there accepted the connection but {problem}; "
+            "expected the host:port of node 0's rendezvous, on a port no other service holds"
+        )
+
+
+def _store_handshake(host: str, port: int) -> str | None:
+    """Why the service at host:port is not a c10d store (None when it is one, or when no probe could run).
+
+    torch's own client, in a process of its own (`launch_probe`): in this one, a client left waiting on a
+    silent service would abort the process when it exits."""
+    command = [sys.executable, "-I", str(PROBE), host, str(port), f"{HANDSHAKE_TIMEOUT_S:g}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_PROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.warning(
+            "the rendezvous check of %s:%s did not finish in %s s", host, port, PROBE_PROCESS_TIMEOUT_S
+        )
+        return None
+    answer = (done.stdout.strip().splitlines() or [""])[-1]
+    if answer == "ok":
+        return None
+    if answer == "silent":
+        return f"did not answer as torch's c10d rendezvous store within {HANDSHAKE_TIMEOUT_S:g} s"
+    if answer.startswith("error: "):
+        return f"answered, but not as torch's c10d rendezvous store ({answer.removeprefix('error: ')})"
+    log.warning("the rendezvous check of %s:%s failed: %s", host, port, done.stderr.strip()[-2000:])
+    return None  # the check itself broke: torch's launcher tries the endpoint as it always has
 
 
 def _recording(reports: str, rank_main: Callable[..., Any], *args: Any) -> Any:
