@@ -51,6 +51,10 @@ def _load_json(path: Path):
             data = json.load(fh)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: invalid JSON ({exc})") from exc
+    except RecursionError:  # the decoder recurses once per level of nesting
+        raise DataError(
+            f"{path}: JSON nested too deeply (expected HaGRID's annotations: a few levels)"
+        ) from None
     if not isinstance(data, dict):
         raise DataError(
             f"{path}: expected an object mapping image id -> annotation, got {type(data).__name__}"

@@ -225,3 +225,26 @@ def test_a_symlink_out_of_the_dataset_is_refused_like_an_escaping_id(tmp_path):
     (data / "one" / "a.jpg").symlink_to(data / "one" / ".." / "one" / "real.jpg")  # inside: fine
     Image.new("RGB", (8, 8)).save(data / "one" / "real.jpg")
     assert len(read_annotations(ann, data, TARGETS).samples) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"img1": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+    ids=["nested-lists", "nested-inside-an-entry"],
+)
+def test_deeply_nested_json_is_one_line_naming_the_file(tmp_path, text):
+    ann, data = write_dataset(tmp_path, {"call": text})
+    with pytest.raises(DataError) as info:
+        read_annotations(ann, data, ["call"])
+    message = str(info.value)
+    assert str(ann / "call.json") in message and "nested" in message and "\n" not in message
+
+
+def test_the_prepare_command_reports_deeply_nested_annotations_with_status_2(tmp_path, capsys):
+    from handgesture.cli import main
+
+    ann, data = write_dataset(tmp_path, {"call": "[" * 100_000 + "]" * 100_000})
+    args = ["prepare", f"dataset.annotations={ann}", f"dataset.dataset={data}", "dataset.targets=[call,fist]"]
+    assert main([*args, f"dataset.cache_dir={tmp_path / 'cache'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "call.json" in err and err.count("\n") == 1
