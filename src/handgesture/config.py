@@ -6,6 +6,7 @@ validated `Config` (or a plain dict of it when crossing a Prefect task boundary)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from handgesture.config_checks import validate
+from handgesture.config_checks import refuse_interpolations, validate
 from handgesture.errors import ConfigError
 from handgesture.foreign_config import FOREIGN_KEYS, translate, unknown_keys
 from handgesture.labels import HAGRID_TARGETS
@@ -153,16 +154,18 @@ def load_config(
     """Schema <- configs/default.yaml <- YAML file <- dotlist overrides, validated.
 
     `base` (a source name and a config dict, say a checkpoint's) takes configs/default.yaml's place.
-    Errors name the key and the file (or the overrides) it came from.
+    Errors name the key and the file (or the overrides) it came from. Interpolations (`${...}`) are refused
+    in every layer (`config_checks.INTERPOLATION_ALLOWED`), so nothing is resolved from the environment.
     """
     merged = OmegaConf.structured(Config)
     files = [DEFAULT_CONFIG] if DEFAULT_CONFIG.is_file() and base is None else []
     if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
         files.append(Path(path))
     layers = [(base[0], OmegaConf.create(base[1]))] if base else []
-    layers += [(str(file), _read_yaml(file)) for file in files]
+    layers += [(f"config file {file}", _read_yaml(file)) for file in files]
     if overrides:
-        layers.append((f"overrides {overrides}", _from_dotlist(list(overrides))))
+        # The overrides are not listed in messages: a value typed there is the user's to keep out of logs.
+        layers.append(("overrides", _from_dotlist(list(overrides))))
     for source, layer in layers:
         try:
             merged = OmegaConf.merge(merged, _checked(layer, source))
@@ -186,23 +189,36 @@ def _read_yaml(path: Path) -> DictConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {_yaml_problem(exc)}") from None
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"config file {path} must hold a mapping, not a {type(loaded).__name__}")
     return loaded
 
 
 def _from_dotlist(overrides: list[str]) -> DictConfig:
-    try:
-        return OmegaConf.from_dotlist(overrides)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid config from overrides {overrides}: {_describe(exc)}") from None
+    """One at a time, so a value that is not YAML (`optimizer.lr=[1,`) is one line naming its key."""
+    layer = OmegaConf.create()
+    for override in overrides:
+        key = str(override).split("=", 1)[0]
+        try:
+            layer.merge_with_dotlist([override])
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override of {key} is not valid YAML: {_yaml_problem(exc)}") from None
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"invalid config from overrides: {_describe(exc)}") from None
+    return layer
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]
 
 
 def _checked(layer: DictConfig, source: str) -> DictConfig:
-    """`layer` with HaGRID's own keys mapped to ours; every key the schema lacks named in one error."""
-    data = translate(OmegaConf.to_container(layer, resolve=False), source)
+    """`layer` with HaGRID's own keys mapped to ours; every key the schema lacks named in one error; no
+    interpolation (checked before anything reads a value)."""
+    raw = OmegaConf.to_container(layer, resolve=False)
+    refuse_interpolations(raw, source)
+    data = translate(raw, source)
     schema = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
     unknown = unknown_keys(data, schema)
     if unknown:
@@ -220,11 +236,14 @@ def _describe(exc: OmegaConfBaseException) -> str:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """Plain containers: what crosses task boundaries and goes into checkpoints."""
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+    """Plain containers: what crosses task boundaries and goes into checkpoints. Copied field by field, not
+    through OmegaConf, so a string that looks like `${...}` stays text and is never resolved."""
+    return dataclasses.asdict(config)
 
 
 def from_dict(data: dict[str, Any]) -> Config:
+    """The config a task received; interpolations are refused here too (task parameters come from outside)."""
+    refuse_interpolations(data, "the config dict")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Config), data)
     except OmegaConfBaseException as exc:

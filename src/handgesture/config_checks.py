@@ -21,6 +21,14 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # A run's or experiment's name is one folder (or S3 key segment) under the storage root.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]*$")
 RESERVED_NAMES = ("best",)  # <storage>/<experiment>/best means the experiment's current best
+# The config keys whose values may hold an OmegaConf interpolation (`${...}`): none, on purpose. Overrides are
+# deployment parameters that anyone who may start a run sets, and OmegaConf resolves `${oc.env:NAME}` from
+# the worker's environment, so `storage.run_name=${oc.env:AWS_SECRET_ACCESS_KEY}` would put a credential
+# into the run's folder name, config.yaml, manifest, checkpoints and logs. A key added here gets resolved
+# from config files, overrides and checkpoints alike, so it must never name a place data goes; its value is
+# never echoed in an error (`validate`).
+INTERPOLATION_ALLOWED: frozenset[str] = frozenset()
+_INTERPOLATION = "${"  # also matches an escaped `\${...}`, which later passes through OmegaConf once more
 
 
 def _rule(key: str, expected: str, ok: Callable[[Any], bool]) -> tuple[str, str, Callable[[Any], bool]]:
@@ -83,6 +91,34 @@ RULES = [
 ]
 
 
+def refuse_interpolations(data: Any, source: str, prefix: str = "") -> None:
+    """An OmegaConf interpolation anywhere in `data` (one config layer as plain containers, unresolved) is
+    an error naming its key and `source`, never its value: resolving it could read a secret."""
+    for key, value in _string_leaves(data, prefix):
+        if _INTERPOLATION in value and key not in INTERPOLATION_ALLOWED:
+            raise ConfigError(
+                f"{key} in {source} holds an interpolation ('${{...}}'): interpolations and resolvers are "
+                "off for config files, overrides and checkpoints (they could read the worker's environment); "
+                "write the value itself"
+            )
+
+
+def _string_leaves(data: Any, key: str) -> list[tuple[str, str]]:
+    """(dotted key, string) for every string in nested dicts and lists; a list's items carry its key."""
+    if isinstance(data, str):
+        return [(key, data)]
+    if isinstance(data, dict):
+        return [leaf for k, v in data.items() for leaf in _string_leaves(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(data, list | tuple):
+        return [leaf for item in data for leaf in _string_leaves(item, key)]
+    return []
+
+
+def _shown(key: str, value: Any) -> str:
+    """`value` for an error message; an allowed interpolation's resolved value could be a secret."""
+    return "a value that is not shown (it may be resolved)" if key in INTERPOLATION_ALLOWED else repr(value)
+
+
 def _is_name(value: str) -> bool:
     return bool(_NAME.match(value)) and value not in ("..", ".") and value not in RESERVED_NAMES
 
@@ -100,7 +136,7 @@ def validate(config) -> None:
     for key, expected, ok in RULES:
         value = config_value(config, key)
         if not ok(value):
-            raise ConfigError(f"{key} must be {expected}, got {value!r}")
+            raise ConfigError(f"{key} must be {expected}, got {_shown(key, value)}")
     if config.checkpoint.keep_last + config.checkpoint.keep_best < 1:
         raise ConfigError(
             "checkpoint.keep_last and checkpoint.keep_best are both 0: at least one committed checkpoint "
@@ -110,14 +146,16 @@ def validate(config) -> None:
         try:
             config_value(config, key)
         except AttributeError:
-            raise ConfigError(f"tracking.hparams: {key!r} is not a config key") from None
+            shown = _shown("tracking.hparams", key)
+            raise ConfigError(f"tracking.hparams: {shown} is not a config key") from None
     _check_device_exists(config.device)
 
 
 def _check_device_exists(device: str) -> None:
+    shown = _shown("device", device)
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r}, but this machine has no CUDA device (use auto or cpu)")
+        raise ConfigError(f"device={shown}, but this machine has no CUDA device (use auto or cpu)")
     if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
-        raise ConfigError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA devices")
+        raise ConfigError(f"device={shown}, but this machine has {torch.cuda.device_count()} CUDA devices")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device='mps', but this machine has no MPS device (use auto or cpu)")

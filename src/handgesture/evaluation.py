@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from handgesture.checkpoint_config import checkpoint_config
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.config import Config, load_config
 from handgesture.data.loaders import Batches, build_test_batches, build_val_batches
@@ -28,7 +29,6 @@ from handgesture.labels import LEADING_HANDS
 from handgesture.metrics import HEADS
 from handgesture.storage import s3_settings
 from handgesture.training.engine import Observer, Trainer, evaluate
-from handgesture.training.resume import checkpoint_config
 from handgesture.training.setup import pick_device
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,9 @@ class EvaluationReport:
 
 
 def evaluation_config(uri: str, config_path: str | None, overrides: list[str]) -> Config:
-    """The config to evaluate with: a given file, else the one the checkpoint was trained with; overrides
-    apply on top either way (`storage.*` ones also say how to reach the checkpoint)."""
+    """The config to evaluate with: a given file, else the one the checkpoint was trained with (its model and
+    data, never its storage, caches or endpoints: `checkpoint_config.CHECKPOINT_KEYS`); overrides apply on
+    top either way (`storage.*` ones also say how to reach the checkpoint)."""
     if config_path:
         return load_config(config_path, overrides)
     resolved = resolve_checkpoint(uri, s3_settings(load_config(None, overrides).storage))

@@ -61,6 +61,7 @@ def test_round_trip_through_plain_dict():
         (["storage.run_name=a/b"], "storage.run_name"),
         (["storage.run_name=best"], "storage.run_name"),
         (["storage.experiment=.."], "storage.experiment"),
+        (["dataset.targets=[fist]"], "dataset.targets"),
     ],
 )
 def test_bad_overrides_are_errors_naming_the_key(overrides, named):
@@ -114,3 +115,9 @@ def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_line(tmp_path):
         load_config(bad)
     message = str(info.value)
     assert message.startswith(f"config file {bad} is not valid YAML at line 3") and "\n" not in message
+
+
+def test_duplicate_class_names_are_refused():
+    """A name listed twice gets two outputs of the gesture head, one of which no sample ever trains."""
+    with pytest.raises(ConfigError, match=r"dataset\.targets must be >= 2 distinct class names"):
+        load_config(overrides=["dataset.targets=[fist,fist,palm]"])

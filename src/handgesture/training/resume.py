@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from omegaconf import OmegaConf
-
+from handgesture.checkpoint_config import checkpoint_config
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.checkpoints.run_folder import RunFolder
 from handgesture.config import Config, load_config
 from handgesture.errors import ConfigError
-from handgesture.foreign_config import known_part, translate
 from handgesture.storage import s3_settings
 from handgesture.training.state import TrainingState
 
 log = logging.getLogger(__name__)
-# What names the run a checkpoint came from, not the run that continues it.
-_RUN_IDENTITY = {"storage": ("run_name",), "checkpoint": ("resume", "resume_mode")}
 
 
 def run_config(path: str | Path | None, overrides: list[str], resume: str | None) -> Config:
     """The config of a run. A resume (continue mode) continues the checkpoint's own config: architecture,
-    classes, image size, data, optimizer and schedule; the overrides apply on top of it, and a config file
-    is not read (its values would silently replace the run's own)."""
+    classes, image size, data, optimizer and schedule (`checkpoint_config.CHECKPOINT_KEYS`), never where the
+    run is written, cached or sent; the overrides apply on top of it, and a config file is not read (its
+    values would silently replace the run's own)."""
     config = load_config(path, overrides)
     if not (resume or config.checkpoint.resume) or config.checkpoint.resume_mode != "continue":
         return config
@@ -36,20 +32,6 @@ def run_config(path: str | Path | None, overrides: list[str], resume: str | None
     resolved = resolve_checkpoint(resume or config.checkpoint.resume, s3_settings(config.storage))
     base = checkpoint_config(resolved.checkpoint, resolved.uri)
     return load_config(None, overrides, base=(f"the config of checkpoint {resolved.uri}", base))
-
-
-def checkpoint_config(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
-    """The config a checkpoint was trained with, as a base for the run that continues it."""
-    config = dict(checkpoint.get("config") or {})
-    if checkpoint.get("origin") == "hagrid":  # HaGRID's config: its keys mapped, its own extras left out
-        schema = OmegaConf.to_container(OmegaConf.structured(Config))
-        config = known_part(translate(config, source), schema)
-    for section, keys in _RUN_IDENTITY.items():
-        config[section] = {k: v for k, v in (config.get(section) or {}).items() if k not in keys}
-    model, dataset = dict(config.get("model") or {}), dict(config.get("dataset") or {})
-    model["name"] = checkpoint["model_name"]  # the weights' own, whatever the config said (the tutorial's)
-    dataset["targets"], dataset["image_size"] = checkpoint["class_names"], checkpoint["image_size"]
-    return {**config, "model": model, "dataset": dataset}
 
 
 def start_point(state: TrainingState, config: Config, run: RunFolder, resume: str | None) -> str | None:
