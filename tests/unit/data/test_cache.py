@@ -114,6 +114,21 @@ def test_reused_when_unchanged_new_key_when_changed(data, tmp_path):
         Path(image).write_bytes(original)
 
 
+def test_a_change_of_targets_alone_gives_a_new_cache(data, tmp_path):
+    """A target with no annotation file changes no sample (its index is past the others), but it changes the
+    class list the samples index into, and the notes: a cache keyed without targets would be reused."""
+    _, info, samples = data
+    more = [*TARGETS, "ok"]
+    found = read_annotations(info["annotations"], info["dataset"], more)
+    assert found.samples == samples and found.notes  # same samples; "no annotation file for ['ok']"
+    first = prepare_cache(samples, SIZE, tmp_path, targets=TARGETS)
+    other = prepare_cache(found.samples, SIZE, tmp_path, targets=more, notes=found.notes)
+    assert other.folder != first.folder and other.origin == "prepared" and other.notes == found.notes
+    renamed = ["dislike", *TARGETS[1:]]  # index 0 now means another gesture
+    assert prepare_cache(samples, SIZE, tmp_path, targets=renamed).folder not in (first.folder, other.folder)
+    assert prepare_cache(samples, SIZE, tmp_path, targets=TARGETS).origin == "reused"
+
+
 def test_key_does_not_depend_on_where_the_dataset_lives(data, tmp_path):
     out, info, samples = data
     moved = tmp_path / "elsewhere"
