@@ -1,6 +1,7 @@
 """The prepare-data step's inputs: synthetic data only where the demo asks for it and never over a user's
 folder, and dataset paths that are URIs refused, not turned into folder names."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,20 @@ def test_a_mistyped_annotations_path_never_writes_into_the_users_dataset(real_da
         prepare_data(load_config(None, overrides))
     assert "\n" not in str(info.value)
     assert _files(tmp_path) == before  # not one synthetic file, not an empty folder
+
+
+def test_generation_never_writes_next_to_images_that_are_there(real_dataset, tmp_path):
+    """The generator's own layout (<folder>/annotations, <folder>/images), but the annotations are missing
+    (not unpacked yet, say) while the images are there: an error naming the missing folder, no writes."""
+    shutil.rmtree(real_dataset["annotations"])
+    overrides = [
+        f"dataset.annotations={real_dataset['annotations']}",
+        f"dataset.dataset={real_dataset['dataset']}",
+    ]
+    before = _files(tmp_path)
+    with pytest.raises(DataError, match=f"{real_dataset['annotations']} does not exist.*has content"):
+        prepare_data(load_config(DEMO, [*overrides, *SMALL, f"dataset.cache_dir={tmp_path / 'cache'}"]))
+    assert _files(tmp_path) == before
 
 
 def test_generation_refuses_a_layout_it_would_not_fill(tmp_path):
