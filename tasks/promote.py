@@ -27,7 +27,8 @@ PROMOTED_EVENT = "handgesture.model.promoted"
 def current_best_task(config: dict) -> dict | None:
     """The experiment's best pointer (checked against its run manifest), or None before a first promotion.
 
-    Read once per retrain: the train task starts from the checkpoint it names, and promote compares with it.
+    Read once per retrain: the train task starts from the checkpoint it names, and promote compares with it
+    (or, when another promotion moved the pointer meanwhile, with the new best: promotion.contest).
     """
     cfg = from_dict(config)
     s3 = s3_settings(cfg.storage)

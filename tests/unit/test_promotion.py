@@ -7,7 +7,7 @@ import pytest
 from handgesture.checkpoints.best import best_ref
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.errors import CheckpointError
-from handgesture.promotion import decide, promote_if_better
+from handgesture.promotion import decide, promote, promote_if_better
 from handgesture.training import run_training
 
 pytestmark = pytest.mark.slow
@@ -56,3 +56,19 @@ def test_a_pointer_whose_checkpoint_changed_is_refused(tiny_config, tmp_path):
     pointer_path.write_text(json.dumps({**pointer, "sha256": "0" * 64}))
     with pytest.raises(CheckpointError, match="run manifest now records"):
         resolve_checkpoint(best_ref(cfg.storage.uri, cfg.storage.experiment))
+
+
+def test_two_promotions_from_one_stale_read_never_both_win(tiny_config, tmp_path):
+    cfg = tiny_config("train_params.epochs=1")
+    first = run_training(cfg, run_name="first")
+    second = run_training(tiny_config("train_params.epochs=1", "optimizer.lr=0.0001"), run_name="second")
+    stale = None  # both retrains read the pointer before either promoted
+    assert promote(cfg, first.best_checkpoint, stale).promoted
+    decision = promote(cfg, second.best_checkpoint, stale)
+    assert decision.incumbent == first.best_checkpoint  # decided again, against the model promoted first
+    pointer = json.loads((tmp_path / "runs" / "demo" / "best.json").read_text())
+    if decision.promoted:
+        assert pointer["checkpoint"] == second.best_checkpoint
+        assert pointer["previous"] == first.best_checkpoint
+    else:
+        assert pointer["checkpoint"] == first.best_checkpoint
