@@ -55,10 +55,6 @@ def read_pointer(store: Store) -> dict[str, Any] | None:
     return read_record(store, POINTER, "best pointer", "checkpoint", str)
 
 
-def write_pointer(store: Store, pointer: dict[str, Any]) -> None:
-    store.put_bytes(write_record(pointer), POINTER)
-
-
 def read_best(store: Store, s3: S3Settings | None = None) -> dict[str, Any] | None:
     """The pointer, checked against the run manifest of the checkpoint it names; None before a promotion."""
     pointer = read_pointer(store)
