@@ -107,6 +107,11 @@ def _model_commands(commands) -> None:
     export.add_argument(
         "--out", help="the file to write (default: model.torchscript.pt, model.onnx or model_weights.pth)"
     )
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier export of ours at --out (never a run's files or any other file)",
+    )
     _storage_options(export)
     export.set_defaults(handler=_export)
 
@@ -165,12 +170,13 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from handgesture.checkpoints.locate import resolve_checkpoint
-    from handgesture.export import DEFAULT_OUT, export_model
+    from handgesture.export import DEFAULT_OUT, check_target, export_model
     from handgesture.inference import model_of
 
-    resolved = resolve_checkpoint(args.uri, _s3(args))
     out = Path(args.out or DEFAULT_OUT[args.format])
-    result = export_model(model_of(resolved), resolved.checkpoint, args.format, out)
+    check_target(out, args.format, args.force)  # before the checkpoint is fetched; export_model checks again
+    resolved = resolve_checkpoint(args.uri, _s3(args))
+    result = export_model(model_of(resolved), resolved.checkpoint, args.format, out, force=args.force)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0
 

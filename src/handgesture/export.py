@@ -5,7 +5,12 @@ preprocessing inside (`PackagedModel`), so a consumer needs no Python and cannot
 Each file is written beside the target, loaded back, run on random batches of two sizes (the batch is
 dynamic) and compared with the PyTorch model before it replaces the target: an export that does not
 reproduce the model is an `ExportError`, and a file already at the target is kept. A JSON sidecar describes
-the input and the classes.
+the input and the classes, and records the file's sha256.
+
+Where it writes is checked first (`check_target`), since `--out` is the user's and a run's files are not:
+never inside a run folder (one holding a run manifest or lease, or below one) or beside an experiment's best
+pointer, never under a store record's name, and never over a file already there, unless `force` is given and
+it is an export of ours (its sidecar says so and its sha256 matches; a weights file carries its own mark).
 
 torch.jit is deprecated in torch 2.14 (a FutureWarning on trace, save and load). It still works and is what
 libtorch and TorchServe load, so those warnings are silenced here, around our own jit calls only
@@ -16,22 +21,27 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
+import math
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
-from handgesture.checkpoints.format import to_bytes
+from handgesture.checkpoints.best import POINTER
+from handgesture.checkpoints.format import from_bytes, to_bytes
+from handgesture.checkpoints.lease import LEASE
+from handgesture.checkpoints.run_folder import MANIFEST
 from handgesture.checkpoints.weights import slim_weights
-from handgesture.errors import ExportError
+from handgesture.errors import CheckpointError, ExportError, InputError
 from handgesture.inference import LoadedModel
 from handgesture.labels import LEADING_HANDS
 from handgesture.models import preprocess
@@ -49,7 +59,18 @@ OUTPUT_NAMES = ("gesture", "leading_hand")
 EXAMPLE_BATCH = 2
 VERIFY_BATCHES = (1, 3)  # neither is the example's size: they prove the batch dimension really is dynamic
 
+# What our exports carry to say they are ours: the sidecar's field, and the weights file's key.
+EXPORTED_BY = "handgesture export"
+# A folder holding one of these (each a JSON object with the key named) is a run folder: the manifest from
+# the first commit, the lease from the start.
+RUN_RECORDS = {MANIFEST: "checkpoints", LEASE: "owner"}
+RECORD_BYTES = 2**20  # a larger "record" is not read: it counts as one
+
 Runner = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+class ExportTargetError(InputError):
+    """The path to write (or its sidecar) is not one export may write; nothing was written."""
 
 
 class PackagedModel(nn.Module):
@@ -84,14 +105,17 @@ class ExportResult:
         }
 
 
-def export_model(loaded: LoadedModel, checkpoint: dict[str, Any] | None, fmt: str, out: Path) -> ExportResult:
+def export_model(
+    loaded: LoadedModel, checkpoint: dict[str, Any] | None, fmt: str, out: Path, *, force: bool = False
+) -> ExportResult:
     """Write `loaded`'s model to `out` as `fmt` (one of FORMATS), verified; `checkpoint` (the dict the model
-    was loaded from) is needed for `weights` only."""
+    was loaded from) is needed for `weights` only. `force` replaces an earlier export of ours at `out`."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
     if fmt == "weights" and checkpoint is None:
         raise ValueError("the weights format needs the checkpoint dict the model was loaded from (got None)")
     out = Path(out)
+    check_target(out, fmt, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "weights":
         return _export_weights(loaded, checkpoint, out)
@@ -100,7 +124,10 @@ def export_model(loaded: LoadedModel, checkpoint: dict[str, Any] | None, fmt: st
     with _partial_file(out) as partial:
         _write(packaged, fmt, partial, loaded, target=out)
         diff, tolerance = verify(packaged, partial, fmt, loaded.image_size, name=out)
-    sidecar = _write_sidecar(loaded, fmt, out, diff, tolerance)
+        description = describe(loaded, fmt, out, diff, tolerance, sha256=_sha256(partial))
+    sidecar = sidecar_path(out)
+    with _partial_file(sidecar) as partial:
+        partial.write_text(json.dumps(description, indent=2) + "\n")
     log.info("exported %s as %s to %s (max abs diff %.3g)", loaded.model_name, fmt, out, diff)
     return ExportResult(out, sidecar, fmt, diff, tolerance)
 
@@ -177,7 +204,7 @@ def verify(
     exact = copy.deepcopy(packaged.model).double()
     generator = torch.Generator().manual_seed(0)
     height, width = image_size
-    diff = noise = 0.0
+    diffs, noise = [], 0.0
     for batch in VERIFY_BATCHES:
         images = torch.randint(0, 256, (batch, height, width, 3), dtype=torch.uint8, generator=generator)
         with torch.no_grad():
@@ -186,10 +213,15 @@ def verify(
             got = run(images)
         except Exception as exc:
             raise ExportError(f"{name}: the {fmt} export does not run on a batch of {batch}: {exc}") from exc
-        diff = max(diff, _max_abs_diff(got, expected, name, fmt))
+        diffs.append(_max_abs_diff(got, expected, name, fmt))
         noise = max(noise, _float32_error(exact, images, expected))
-    tolerance = max(TOLERANCE, NOISE_FACTOR * noise)
-    if not diff <= tolerance:  # written so that NaN fails too
+    diff, tolerance = _worst(diffs), max(TOLERANCE, NOISE_FACTOR * noise)
+    if math.isnan(diff):
+        raise ExportError(
+            f"{name}: the {fmt} export's logits, or the PyTorch model's, are NaN on random uint8 batches of "
+            f"{VERIFY_BATCHES} (expected finite logits); it was not written"
+        )
+    if not diff <= tolerance:
         raise ExportError(
             f"{name}: the {fmt} export's logits differ from the PyTorch model's by up to {diff:.3g} "
             f"(tolerance {tolerance:.3g}) on random uint8 batches of {VERIFY_BATCHES}; it was not written"
@@ -210,7 +242,14 @@ def _max_abs_diff(got: list[torch.Tensor], expected: tuple[torch.Tensor, ...], n
     got_shapes, expected_shapes = [tuple(t.shape) for t in got], [tuple(t.shape) for t in expected]
     if got_shapes != expected_shapes:
         raise ExportError(f"{name}: the {fmt} export returns shapes {got_shapes}, expected {expected_shapes}")
-    return max((g.float() - e).abs().max().item() for g, e in zip(got, expected, strict=True))
+    return _worst((g.float() - e).abs().max().item() for g, e in zip(got, expected, strict=True))
+
+
+def _worst(diffs: Iterable[float]) -> float:
+    """The largest of `diffs`, or NaN if any is: Python's max keeps whichever of a number and NaN comes
+    first (max(0.0, nan) is 0.0), and torch's max gives NaN for a tensor holding one."""
+    diffs = list(diffs)
+    return math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
 
 
 def _load_runner(path: Path, fmt: str) -> Runner:
@@ -243,20 +282,23 @@ def _require_onnx() -> None:
         ) from None
 
 
-def _write_sidecar(loaded: LoadedModel, fmt: str, out: Path, diff: float, tolerance: float) -> Path:
+def sidecar_path(out: Path) -> Path:
     sidecar = out.with_suffix(".json")
     if sidecar == out:  # an export named *.json keeps its model; the description goes beside it
         sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(json.dumps(describe(loaded, fmt, out, diff, tolerance), indent=2) + "\n")
     return sidecar
 
 
-def describe(loaded: LoadedModel, fmt: str, out: Path, diff: float, tolerance: float) -> dict[str, Any]:
+def describe(
+    loaded: LoadedModel, fmt: str, out: Path, diff: float, tolerance: float, sha256: str
+) -> dict[str, Any]:
     """The sidecar: what a consumer needs to feed the file and read its outputs, and where it came from."""
     height, width = loaded.image_size
     return {
+        "exported_by": EXPORTED_BY,
         "format": fmt,
         "file": out.name,
+        "sha256": sha256,
         "model_name": loaded.model_name,
         "class_names": list(loaded.class_names),
         "hand_names": list(LEADING_HANDS),
@@ -282,8 +324,9 @@ def describe(loaded: LoadedModel, fmt: str, out: Path, diff: float, tolerance: f
 
 
 def _export_weights(loaded: LoadedModel, checkpoint: dict[str, Any], out: Path) -> ExportResult:
+    slim = {**slim_weights(checkpoint), "exported_by": EXPORTED_BY}  # how --force knows the file is ours
     with _partial_file(out) as partial:
-        partial.write_bytes(to_bytes(slim_weights(checkpoint)))
+        partial.write_bytes(to_bytes(slim))
         _verify_weights(loaded.model, partial, name=out)
     return ExportResult(out, None, "weights", None)
 
@@ -302,3 +345,93 @@ def _verify_weights(model: nn.Module, path: Path, name: Path) -> None:
             f"{name}: {len(differing)} tensors of the weights file differ from the model's "
             f"(e.g. {', '.join(differing[:3])}): the checkpoint is not the one the model was loaded from"
         )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_target(out: Path, fmt: str, force: bool = False) -> None:
+    """ExportTargetError, naming the path and what was expected, unless `out` (and the sidecar `fmt` has)
+    may be written: outside any run folder, not beside a best pointer, not under a store record's name, and
+    new, or with `force` an export of ours."""
+    out = Path(out)
+    paths = [out] if fmt == "weights" else [out, sidecar_path(out)]
+    for path in paths:
+        if path.name in (*RUN_RECORDS, POINTER):
+            _refuse(path, f"{path.name} is the name of a run store's record; expected another file name")
+    folder = out.parent.resolve()  # where the bytes land, links followed
+    record = next(filter(None, map(_run_record, (folder, *folder.parents))), None)
+    if record is not None:
+        run = f"{record.parent} ({record.name})"
+        _refuse(out, f"it is inside the run folder {run}; expected a path outside it")
+    if (folder / POINTER).exists():
+        _refuse(out, f"it is beside the best pointer {folder / POINTER}; expected a folder without one")
+    existing = [path for path in paths if os.path.lexists(path)]
+    if existing and not force:
+        _refuse(existing[0], "it exists; expected a new path (or --force, to replace an export of ours)")
+    for path in existing:
+        if path.is_symlink() or not path.is_file():
+            _refuse(path, "it is not a regular file; expected an earlier export of ours to replace")
+    if existing:
+        _check_ours(out, fmt)
+
+
+def _refuse(path: Path, why: str) -> NoReturn:
+    raise ExportTargetError(f"will not export to {path}: {why}; nothing was written")
+
+
+def _run_record(folder: Path) -> Path | None:
+    """The run manifest or lease `folder` holds, if any: a record that cannot be read counts as one."""
+    for name, key in RUN_RECORDS.items():
+        path = folder / name
+        try:
+            if not path.is_file():
+                continue
+            if path.stat().st_size > RECORD_BYTES:
+                return path
+            record = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return path
+        if isinstance(record, dict) and key in record:
+            return path
+    return None
+
+
+def _check_ours(out: Path, fmt: str) -> None:
+    """With --force: what is at `out` (and its sidecar) must be an export we wrote, else it is kept."""
+    if fmt == "weights":
+        if not _is_our_weights(out):
+            _refuse(out, f"it is not a weights file written by {EXPORTED_BY}; expected one to replace")
+        return
+    sidecar = sidecar_path(out)
+    if out.exists() and not sidecar.exists():
+        _refuse(out, f"it has no sidecar {sidecar.name}, so it is no export of ours; expected one to replace")
+    record = _our_sidecar(sidecar)
+    if record is None or record.get("file") != out.name:
+        _refuse(sidecar, f"it is not the sidecar {EXPORTED_BY} wrote for {out.name}; expected one to replace")
+    if out.exists() and record.get("sha256") != _sha256(out):
+        _refuse(out, f"its sha256 is not the one its sidecar {sidecar.name} records; expected our export")
+
+
+def _our_sidecar(sidecar: Path) -> dict[str, Any] | None:
+    try:
+        if sidecar.stat().st_size > RECORD_BYTES:
+            return None
+        record = json.loads(sidecar.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    ours = isinstance(record, dict) and record.get("exported_by") == EXPORTED_BY
+    return record if ours and record.get("format") in FORMATS else None
+
+
+def _is_our_weights(path: Path) -> bool:
+    try:
+        weights = from_bytes(path.read_bytes(), str(path))  # safe: size-checked, weights_only
+    except (OSError, CheckpointError):
+        return False
+    return weights.get("exported_by") == EXPORTED_BY and "optimizer_state_dict" not in weights

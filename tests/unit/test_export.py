@@ -7,7 +7,9 @@ against float64) where that is larger: it is, for the deep ResNets (about 1e-4 t
 
 import copy
 import functools
+import hashlib
 import json
+import math
 
 import pytest
 import torch
@@ -21,7 +23,9 @@ from handgesture.export import (
     NOISE_FACTOR,
     TOLERANCE,
     ExportResult,
+    ExportTargetError,
     PackagedModel,
+    check_target,
     export_model,
 )
 from handgesture.inference import LoadedModel, load_model
@@ -161,6 +165,8 @@ def test_sidecar_describes_input_classes_and_source(tmp_path):
     }
     assert sidecar["max_abs_diff"] == result.max_abs_diff <= TOLERANCE == sidecar["tolerance"]
     assert sidecar["exported_at"].endswith("+00:00")
+    assert sidecar["exported_by"] == "handgesture export"  # what --force looks for before replacing it
+    assert sidecar["sha256"] == hashlib.sha256(result.path.read_bytes()).hexdigest()
     assert json.loads(json.dumps(result.to_dict()))["sidecar"] == str(result.sidecar)
 
 
@@ -222,7 +228,7 @@ def test_weights_need_the_checkpoint_and_must_be_the_models(tmp_path):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_an_export_that_does_not_reproduce_the_model_is_refused(fmt, tmp_path, monkeypatch):
     """The file written is of a model with one weight changed; the real verification must catch it, and
-    a good file already at the target must survive."""
+    the good export already at the target (replaced with force) must survive, sidecar included."""
     writer_name = {"onnx": "_write_onnx", "torchscript": "_write_torchscript"}[fmt]
     original_writer = getattr(export, writer_name)
 
@@ -233,14 +239,38 @@ def test_an_export_that_does_not_reproduce_the_model_is_refused(fmt, tmp_path, m
         original_writer(changed, example, path)
 
     out = tmp_path / DEFAULT_OUT[fmt]
-    out.write_bytes(b"the previous, verified export")
+    previous = export_model(loaded_model("ResNet18"), None, fmt, out)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {out.name, previous.sidecar.name}
     monkeypatch.setattr(export, writer_name, write_a_changed_model)
     with pytest.raises(ExportError) as error:
-        export_model(loaded_model("ResNet18"), None, fmt, out)
+        export_model(loaded_model("ResNet18"), None, fmt, out, force=True)
     message = str(error.value)
     assert str(out) in message and fmt in message and "differ" in message
-    assert out.read_bytes() == b"the previous, verified export"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no partial file, no sidecar
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no partial file either
+
+
+def nan_head(head: str) -> torch.nn.Module:
+    """ResNet18 whose `head` ("gesture", first of the outputs, or "leading_hand", second) gives NaN logits."""
+    model = copy.deepcopy(random_model("ResNet18"))
+    with torch.no_grad():
+        getattr(model, {"gesture": "classifier", "leading_hand": "leading_hand"}[head])[0].bias[0] = math.nan
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+@pytest.mark.parametrize("head", ["gesture", "leading_hand"])
+def test_an_export_of_a_model_whose_logits_are_nan_is_refused(head, tmp_path):
+    """NaN in any logit fails verification: Python's max(0.0, nan) is 0.0, which once let it pass."""
+    out = tmp_path / "model.pt"
+    with pytest.raises(ExportError, match=r"model\.pt: the torchscript export's logits.* are NaN"):
+        export_model(loaded_model("ResNet18", nan_head(head)), None, "torchscript", out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verification_takes_nan_as_the_worst_difference_wherever_it_comes():
+    assert math.isnan(export._worst([0.0, math.nan, 1.0])) and math.isnan(export._worst([math.nan, 2.0]))
+    assert export._worst([0.5, 0.25]) == 0.5
 
 
 def test_an_exporter_failure_names_the_architecture(tmp_path, monkeypatch):
@@ -256,3 +286,53 @@ def test_an_exporter_failure_names_the_architecture(tmp_path, monkeypatch):
 def test_an_unknown_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="'tflite' is not one of torchscript, onnx, weights"):
         export_model(loaded_model("ResNet18"), None, "tflite", tmp_path / "model.tflite")
+
+
+def refusal(out, fmt="onnx", force=False) -> str:
+    with pytest.raises(ExportTargetError) as error:
+        check_target(out, fmt, force)
+    message = str(error.value)
+    assert "\n" not in message and "expected" in message and "nothing was written" in message
+    return message
+
+
+@pytest.mark.parametrize("record", ["manifest.json", "lease.json"])
+def test_a_run_folder_is_known_by_its_manifest_or_lease_at_any_depth_and_through_links(record, tmp_path):
+    run = tmp_path / "runs" / "exp" / "run"
+    run.mkdir(parents=True)
+    (run / record).write_text(json.dumps({"checkpoints": [], "owner": "flow-run-1"}))
+    for out in (run / "model.onnx", run / "a" / "b" / "model.onnx"):
+        for force in (False, True):
+            assert f"inside the run folder {run} ({record})" in refusal(out, force=force)
+    (tmp_path / "link").symlink_to(run)
+    assert str(run) in refusal(tmp_path / "link" / "model.onnx")
+    (run / record).write_text('{"checkpoints": [')  # torn: still the run's record
+    assert str(run) in refusal(run / "model.onnx")
+    (run / record).write_text('{"name": "a web app manifest"}')  # not a run's record
+    check_target(run / "model.onnx", "onnx")
+
+
+def test_a_best_pointer_and_the_store_s_record_names_are_never_written(tmp_path):
+    (tmp_path / "best.json").write_text("{}")
+    assert f"beside the best pointer {tmp_path / 'best.json'}" in refusal(tmp_path / "model.onnx", force=True)
+    check_target(tmp_path / "exports" / "model.onnx", "onnx")  # below the experiment, outside its runs: fine
+    for out in ("best.pt", "manifest.onnx", "lease.json", "best.json"):
+        assert "the name of a run store's record" in refusal(tmp_path / "elsewhere" / out, force=True)
+    check_target(tmp_path / "elsewhere" / "best.json.pth", "weights")
+
+
+def test_force_replaces_only_what_its_sidecar_or_mark_says_is_our_export(tmp_path):
+    out, sidecar = tmp_path / "model.onnx", tmp_path / "model.json"
+    ours = {"exported_by": "handgesture export", "format": "onnx", "file": "model.onnx"}
+    sidecar.write_text(json.dumps(ours))  # our sidecar, its file gone: both may go
+    assert "exists; expected a new path (or --force" in refusal(out)
+    check_target(out, "onnx", force=True)
+    sidecar.write_text(json.dumps({**ours, "file": "other.onnx"}))  # another export's description
+    assert str(sidecar) in refusal(out, force=True)
+    out.mkdir()
+    assert "not a regular file" in refusal(out, force=True)
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(to_bytes({"schema_version": SCHEMA_VERSION, "weights_only": True, "state_dict": {}}))
+    assert "not a weights file written by handgesture export" in refusal(weights, "weights", force=True)
+    weights.write_bytes(to_bytes({"state_dict": {}, "exported_by": "handgesture export"}))
+    check_target(weights, "weights", force=True)
