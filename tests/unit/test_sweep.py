@@ -110,7 +110,9 @@ def test_three_trials_at_keep_one_half_keep_two():
     assert survivors(runs, 0.5) == [1, 2]  # ceil(3 x 0.5): rounding down would keep one
 
 
-@pytest.mark.parametrize("key", ["train_params.epochs", "train_params", " train_params.epochs"])
+@pytest.mark.parametrize(
+    "key", ["train_params.epochs", "train_params", " train_params.epochs"], ids=["key", "section", "padded"]
+)
 def test_a_space_may_not_search_what_the_rungs_set(key):
     spec = [[{"epochs": 5}]] if key == "train_params" else [5, 10]
     with pytest.raises(ConfigError, match=r"train_params\.epochs is set by the sweep's rungs") as caught:

@@ -17,7 +17,9 @@ from handgesture.training import distributed, run_training
 from handgesture.training.distributed import check_rendezvous, usable_cores
 
 
-@pytest.mark.parametrize("devices", [lambda cores: cores + 1, lambda cores: 100_000])
+@pytest.mark.parametrize(
+    "devices", [lambda cores: cores + 1, lambda cores: 100_000], ids=["cores+1", "100000"]
+)
 def test_more_cpu_ranks_than_cores_are_refused_before_a_rank_starts(tiny_config, devices, monkeypatch):
     def launched(*_args, **_kwargs):
         raise AssertionError("the ranks were launched")  # never 100000 processes, should the guard go
