@@ -283,6 +283,258 @@ MUTANTS = [
         "src/handgesture/training/engine.py",
         (edit('int(batch["skipped"])) * world', 'int(batch["skipped"]))'),),
     ),
+    Mutant(
+        "interpolations accepted",
+        "Parameters are data",
+        "src/handgesture/config_checks.py",
+        (
+            edit(
+                "        if _INTERPOLATION in value and key not in INTERPOLATION_ALLOWED:",
+                "        if False:",
+            ),
+        ),
+    ),
+    Mutant(
+        "configs resolved on their way into checkpoints",
+        "Parameters are data",
+        "src/handgesture/config.py",
+        (
+            edit(
+                "    return dataclasses.asdict(config)",
+                "    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)",
+            ),
+        ),
+    ),
+    Mutant(
+        "a checkpoint's storage.uri taken",
+        "Checkpoint configs decide",
+        "src/handgesture/checkpoint_config.py",
+        (edit('    "storage.uri": DROP,', '    "storage.uri": TAKE,'),),
+    ),
+    Mutant(
+        "a checkpoint's whole config taken",
+        "Checkpoint configs decide",
+        "src/handgesture/checkpoint_config.py",
+        (edit("        if CHECKPOINT_KEYS.get(dotted) == DROP:", "        if False:"),),
+    ),
+    Mutant(
+        "a shared cache's samples not compared with ours",
+        "Shared caches are checked",
+        "src/handgesture/data/cache_check.py",
+        (edit("    if theirs != ours:", "    if False:"),),
+    ),
+    Mutant(
+        "a shared cache's settings not compared with ours",
+        "Shared caches are checked",
+        "src/handgesture/data/cache_check.py",
+        (
+            edit(
+                'if not isinstance(index, dict) or index.get("settings") != settings:',
+                "if not isinstance(index, dict):",
+            ),
+        ),
+    ),
+    Mutant(
+        "image names outside the dataset accepted",
+        "Shared caches are checked",
+        "src/handgesture/data/annotations.py",
+        (edit("if len(parts) != 2 or any(", "if False and any("),),
+    ),
+    Mutant(
+        "dataset URIs read as folders",
+        "Data paths are read",
+        "src/handgesture/data/prepare.py",
+        (edit("    refuse_uris(config)", "    pass"),),
+    ),
+    Mutant(
+        "synthetic data written beside real images",
+        "Data paths are read",
+        "src/handgesture/data/prepare.py",
+        (edit("    if _has_content(images):", "    if False:"),),
+    ),
+    Mutant(
+        "the default config generates data",
+        "Data paths are read",
+        "configs/default.yaml",
+        (edit("generate_if_missing: false", "generate_if_missing: true "),),
+    ),
+    Mutant(
+        "export writes inside a run folder",
+        "Exports never destroy",
+        "src/handgesture/export.py",
+        (edit("    if record is not None:\n", "    if False:\n"),),
+    ),
+    Mutant(
+        "export replaces an existing file without --force",
+        "Exports never destroy",
+        "src/handgesture/export.py",
+        (edit("    if existing and not force:\n", "    if False:\n"),),
+    ),
+    Mutant(
+        "export writes beside best.json",
+        "Exports never destroy",
+        "src/handgesture/export.py",
+        (edit("    if (folder / POINTER).exists():\n", "    if False:\n"),),
+    ),
+    Mutant(
+        "--force replaces a file that is not our export",
+        "Exports never destroy",
+        "src/handgesture/export.py",
+        (
+            edit(
+                'return weights.get("exported_by") == EXPORTED_BY and "optimizer_state_dict" not in weights',
+                "return True",
+            ),
+        ),
+    ),
+    Mutant(
+        "NaN logits pass the export check",
+        "Exports never destroy",
+        "src/handgesture/export.py",
+        (edit("    diff, tolerance = _worst(diffs),", "    diff, tolerance = max([0.0, *diffs]),"),),
+    ),
+    Mutant(
+        "best pointer's sha256 not checked against the file",
+        "Best pointer and promotion",
+        "src/handgesture/checkpoints/locate.py",
+        (edit("    expected = pinned.sha256 if pinned else recorded\n", "    expected = recorded\n"),),
+    ),
+    Mutant(
+        "a pointer without a sha256 accepted",
+        "Best pointer and promotion",
+        "src/handgesture/checkpoints/best.py",
+        (edit("    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):\n", "    if False:\n"),),
+    ),
+    Mutant(
+        "promotion not re-decided against a moved pointer",
+        "Best pointer and promotion",
+        "src/handgesture/promotion.py",
+        (edit("        if latest != incumbent:", "        if False:"),),
+    ),
+    Mutant(
+        "pointer written unconditionally",
+        "Best pointer and promotion",
+        "src/handgesture/checkpoints/best.py",
+        (
+            edit(
+                "    return store.replace_if(data, POINTER, version)\n",
+                "    store.put_bytes(data, POINTER)\n    return True\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "checkpoint member sizes not checked",
+        "Safe load",
+        "src/handgesture/checkpoints/format.py",
+        (edit("    check_member_sizes(_declared_sizes(data, source), source)\n", "    pass\n"),),
+    ),
+    Mutant(
+        "a malformed lease read as it is",
+        "One writer per run folder",
+        "src/handgesture/checkpoints/lease.py",
+        (
+            edit(
+                "        holder, version = parse_lease(found[0], self.store.uri(LEASE)), found[1]\n",
+                "        holder, version = json.loads(found[0]), found[1]\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "staleness judged by the taker's ttl",
+        "One writer per run folder",
+        "src/handgesture/checkpoints/lease.py",
+        (
+            edit(
+                '        ttl = min(holder.get("ttl", self.ttl), MAX_TTL)\n',
+                "        ttl = min(self.ttl, MAX_TTL)\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "a lease's ttl not clamped",
+        "One writer per run folder",
+        "src/handgesture/checkpoints/lease.py",
+        (
+            edit(
+                '        ttl = min(holder.get("ttl", self.ttl), MAX_TTL)\n',
+                '        ttl = holder.get("ttl", self.ttl)\n',
+            ),
+        ),
+    ),
+    Mutant(
+        "a renewal in the future kept",
+        "One writer per run folder",
+        "src/handgesture/checkpoints/lease.py",
+        (edit(' or holder["renewed_at"] - self.clock() > ttl:', ":"),),
+    ),
+    Mutant(
+        "convert fills missing tensors",
+        "Bad input",
+        "src/handgesture/checkpoints/convert.py",
+        (
+            edit(
+                '        raise CheckpointError(f"cannot convert {what}:',
+                '        print(f"cannot convert {what}:',
+            ),
+        ),
+    ),
+    Mutant(
+        "a boolean taken as a box coordinate",
+        "Bad input",
+        "src/handgesture/prediction.py",
+        (edit("all(_coordinate(v) for v in box)", "all(isinstance(v, int | float) for v in box)"),),
+    ),
+    Mutant(
+        "deeply nested annotations a traceback",
+        "Bad input",
+        "src/handgesture/data/annotations.py",
+        (
+            edit(
+                "    except RecursionError:  # the decoder recurses once per level of nesting",
+                "    except ZeroDivisionError:",
+            ),
+        ),
+    ),
+    Mutant(
+        "more CPU ranks than cores",
+        "Launch and sweep limits",
+        "src/handgesture/training/distributed.py",
+        (
+            edit(
+                "    elif count > (cores := usable_cores()):",
+                "    elif count < 0 and (cores := usable_cores()):",
+            ),
+        ),
+    ),
+    Mutant(
+        "a rung-controlled key searched",
+        "Launch and sweep limits",
+        "src/handgesture/sweep.py",
+        (edit('        _check_not_rung_controlled(key, f"search space key {key!r}")', "        pass"),),
+    ),
+    Mutant(
+        "survivors rounded down",
+        "Launch and sweep limits",
+        "src/handgesture/sweep.py",
+        (edit("max(1, math.ceil(len(runs) * keep))", "max(1, int(len(runs) * keep))"),),
+    ),
+    Mutant(
+        "halving goes on past a failed rung",
+        "Launch and sweep limits",
+        "src/handgesture/sweep.py",
+        (edit("        if not live:", "        if False:"),),
+    ),
+    Mutant(
+        "a schedule replayed from the epoch's start",
+        "Exact resume mid-epoch",
+        "src/handgesture/training/state.py",
+        (
+            edit(
+                "step = progress.epoch * self.steps_per_epoch + progress.position // self.global_batch",
+                "step = progress.epoch * self.steps_per_epoch",
+            ),
+        ),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 

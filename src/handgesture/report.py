@@ -14,9 +14,10 @@ TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", 
 
 
 def resume_command(result: RunSummary, checkpoint_uri: str) -> str:
-    """Five more epochs from `checkpoint_uri`. The checkpoint holds the run's config; only the settings that
-    reach its storage (endpoint, block name) go along, since they are needed to read it."""
-    extra = "".join(f" {shlex.quote(o)}" for o in result.storage_overrides)
+    """Five more epochs from `checkpoint_uri`. The checkpoint holds the run's recipe; the settings that reach
+    its storage (endpoint, block name) and say where runs go (storage and experiment, so the new run lands
+    beside this one) go along, since a checkpoint's own config never decides them."""
+    extra = "".join(f" {shlex.quote(o)}" for o in result.storage_overrides + result.location_overrides)
     return f"python flows/train.py --resume {shlex.quote(checkpoint_uri)} --epochs {result.epochs + 5}{extra}"
 
 

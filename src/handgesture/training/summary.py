@@ -29,6 +29,8 @@ class RunSummary:
     data_notes: list[str] = field(default_factory=list)  # what reading the data skipped, and why
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
     storage_overrides: list[str] = field(default_factory=list)  # what a resume needs to reach the storage
+    # Where a resumed run goes: beside this one (a checkpoint's own config never decides it).
+    location_overrides: list[str] = field(default_factory=list)
     metric_name: str = BEST_METRIC
     best_weights: str | None = None  # best_weights.pth: the best checkpoint's weights alone
 
@@ -71,6 +73,10 @@ def summarize(
         resumed_from=resumed_from,
         finetune_skipped=finetune_skipped,
         storage_overrides=storage_overrides(config),
+        location_overrides=[
+            f"storage.uri={config.storage.uri}",
+            f"storage.experiment={config.storage.experiment}",
+        ],
         best_weights=run.manifest["best_weights"]["uri"] if run.manifest.get("best_weights") else None,
     )
 
