@@ -361,25 +361,25 @@ MUTANTS = [
     Mutant(
         "export writes inside a run folder",
         "Exports never destroy",
-        "src/handgesture/export.py",
+        "src/handgesture/export_target.py",
         (edit("    if record is not None:\n", "    if False:\n"),),
     ),
     Mutant(
         "export replaces an existing file without --force",
         "Exports never destroy",
-        "src/handgesture/export.py",
+        "src/handgesture/export_target.py",
         (edit("    if existing and not force:\n", "    if False:\n"),),
     ),
     Mutant(
         "export writes beside best.json",
         "Exports never destroy",
-        "src/handgesture/export.py",
+        "src/handgesture/export_target.py",
         (edit("    if (folder / POINTER).exists():\n", "    if False:\n"),),
     ),
     Mutant(
         "--force replaces a file that is not our export",
         "Exports never destroy",
-        "src/handgesture/export.py",
+        "src/handgesture/export_target.py",
         (
             edit(
                 'return weights.get("exported_by") == EXPORTED_BY and "optimizer_state_dict" not in weights',

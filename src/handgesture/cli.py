@@ -170,7 +170,8 @@ def _export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from handgesture.checkpoints.locate import resolve_checkpoint
-    from handgesture.export import DEFAULT_OUT, check_target, export_model
+    from handgesture.export import DEFAULT_OUT, export_model
+    from handgesture.export_target import check_target
     from handgesture.inference import model_of
 
     out = Path(args.out or DEFAULT_OUT[args.format])

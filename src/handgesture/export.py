@@ -7,10 +7,8 @@ dynamic) and compared with the PyTorch model before it replaces the target: an e
 reproduce the model is an `ExportError`, and a file already at the target is kept. A JSON sidecar describes
 the input and the classes, and records the file's sha256.
 
-Where it writes is checked first (`check_target`), since `--out` is the user's and a run's files are not:
-never inside a run folder (one holding a run manifest or lease, or below one) or beside an experiment's best
-pointer, never under a store record's name, and never over a file already there, unless `force` is given and
-it is an export of ours (its sidecar says so and its sha256 matches; a weights file carries its own mark).
+Where it writes is checked first (`export_target.check_target`): never inside a run folder, beside a best
+pointer or over a file that is not an export of ours.
 
 torch.jit is deprecated in torch 2.14 (a FutureWarning on trace, save and load). It still works and is what
 libtorch and TorchServe load, so those warnings are silenced here, around our own jit calls only
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -31,24 +28,21 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 from torch import nn
 
-from handgesture.checkpoints.best import POINTER
-from handgesture.checkpoints.format import from_bytes, to_bytes
-from handgesture.checkpoints.lease import LEASE
-from handgesture.checkpoints.run_folder import MANIFEST
+from handgesture.checkpoints.format import to_bytes
 from handgesture.checkpoints.weights import slim_weights
-from handgesture.errors import CheckpointError, ExportError, InputError
+from handgesture.errors import ExportError
+from handgesture.export_target import EXPORTED_BY, FORMATS, check_target, sha256_of, sidecar_path
 from handgesture.inference import LoadedModel
 from handgesture.labels import LEADING_HANDS
 from handgesture.models import preprocess
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("torchscript", "onnx", "weights")
 # Distinct stems, so the two sidecars (model.json, model.torchscript.json) of one folder never collide.
 DEFAULT_OUT = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "weights": "model_weights.pth"}
 TOLERANCE = 1e-4  # max absolute difference of any logit between the exported file and the PyTorch model...
@@ -59,18 +53,8 @@ OUTPUT_NAMES = ("gesture", "leading_hand")
 EXAMPLE_BATCH = 2
 VERIFY_BATCHES = (1, 3)  # neither is the example's size: they prove the batch dimension really is dynamic
 
-# What our exports carry to say they are ours: the sidecar's field, and the weights file's key.
-EXPORTED_BY = "handgesture export"
-# A folder holding one of these (each a JSON object with the key named) is a run folder: the manifest from
-# the first commit, the lease from the start.
-RUN_RECORDS = {MANIFEST: "checkpoints", LEASE: "owner"}
-RECORD_BYTES = 2**20  # a larger "record" is not read: it counts as one
 
 Runner = Callable[[torch.Tensor], list[torch.Tensor]]
-
-
-class ExportTargetError(InputError):
-    """The path to write (or its sidecar) is not one export may write; nothing was written."""
 
 
 class PackagedModel(nn.Module):
@@ -124,7 +108,7 @@ def export_model(
     with _partial_file(out) as partial:
         _write(packaged, fmt, partial, loaded, target=out)
         diff, tolerance = verify(packaged, partial, fmt, loaded.image_size, name=out)
-        description = describe(loaded, fmt, out, diff, tolerance, sha256=_sha256(partial))
+        description = describe(loaded, fmt, out, diff, tolerance, sha256=sha256_of(partial))
     sidecar = sidecar_path(out)
     with _partial_file(sidecar) as partial:
         partial.write_text(json.dumps(description, indent=2) + "\n")
@@ -282,13 +266,6 @@ def _require_onnx() -> None:
         ) from None
 
 
-def sidecar_path(out: Path) -> Path:
-    sidecar = out.with_suffix(".json")
-    if sidecar == out:  # an export named *.json keeps its model; the description goes beside it
-        sidecar = out.with_name(out.name + ".json")
-    return sidecar
-
-
 def describe(
     loaded: LoadedModel, fmt: str, out: Path, diff: float, tolerance: float, sha256: str
 ) -> dict[str, Any]:
@@ -345,93 +322,3 @@ def _verify_weights(model: nn.Module, path: Path, name: Path) -> None:
             f"{name}: {len(differing)} tensors of the weights file differ from the model's "
             f"(e.g. {', '.join(differing[:3])}): the checkpoint is not the one the model was loaded from"
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_target(out: Path, fmt: str, force: bool = False) -> None:
-    """ExportTargetError, naming the path and what was expected, unless `out` (and the sidecar `fmt` has)
-    may be written: outside any run folder, not beside a best pointer, not under a store record's name, and
-    new, or with `force` an export of ours."""
-    out = Path(out)
-    paths = [out] if fmt == "weights" else [out, sidecar_path(out)]
-    for path in paths:
-        if path.name in (*RUN_RECORDS, POINTER):
-            _refuse(path, f"{path.name} is the name of a run store's record; expected another file name")
-    folder = out.parent.resolve()  # where the bytes land, links followed
-    record = next(filter(None, map(_run_record, (folder, *folder.parents))), None)
-    if record is not None:
-        run = f"{record.parent} ({record.name})"
-        _refuse(out, f"it is inside the run folder {run}; expected a path outside it")
-    if (folder / POINTER).exists():
-        _refuse(out, f"it is beside the best pointer {folder / POINTER}; expected a folder without one")
-    existing = [path for path in paths if os.path.lexists(path)]
-    if existing and not force:
-        _refuse(existing[0], "it exists; expected a new path (or --force, to replace an export of ours)")
-    for path in existing:
-        if path.is_symlink() or not path.is_file():
-            _refuse(path, "it is not a regular file; expected an earlier export of ours to replace")
-    if existing:
-        _check_ours(out, fmt)
-
-
-def _refuse(path: Path, why: str) -> NoReturn:
-    raise ExportTargetError(f"will not export to {path}: {why}; nothing was written")
-
-
-def _run_record(folder: Path) -> Path | None:
-    """The run manifest or lease `folder` holds, if any: a record that cannot be read counts as one."""
-    for name, key in RUN_RECORDS.items():
-        path = folder / name
-        try:
-            if not path.is_file():
-                continue
-            if path.stat().st_size > RECORD_BYTES:
-                return path
-            record = json.loads(path.read_bytes())
-        except (OSError, ValueError, RecursionError):
-            return path
-        if isinstance(record, dict) and key in record:
-            return path
-    return None
-
-
-def _check_ours(out: Path, fmt: str) -> None:
-    """With --force: what is at `out` (and its sidecar) must be an export we wrote, else it is kept."""
-    if fmt == "weights":
-        if not _is_our_weights(out):
-            _refuse(out, f"it is not a weights file written by {EXPORTED_BY}; expected one to replace")
-        return
-    sidecar = sidecar_path(out)
-    if out.exists() and not sidecar.exists():
-        _refuse(out, f"it has no sidecar {sidecar.name}, so it is no export of ours; expected one to replace")
-    record = _our_sidecar(sidecar)
-    if record is None or record.get("file") != out.name:
-        _refuse(sidecar, f"it is not the sidecar {EXPORTED_BY} wrote for {out.name}; expected one to replace")
-    if out.exists() and record.get("sha256") != _sha256(out):
-        _refuse(out, f"its sha256 is not the one its sidecar {sidecar.name} records; expected our export")
-
-
-def _our_sidecar(sidecar: Path) -> dict[str, Any] | None:
-    try:
-        if sidecar.stat().st_size > RECORD_BYTES:
-            return None
-        record = json.loads(sidecar.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    ours = isinstance(record, dict) and record.get("exported_by") == EXPORTED_BY
-    return record if ours and record.get("format") in FORMATS else None
-
-
-def _is_our_weights(path: Path) -> bool:
-    try:
-        weights = from_bytes(path.read_bytes(), str(path))  # safe: size-checked, weights_only
-    except (OSError, CheckpointError):
-        return False
-    return weights.get("exported_by") == EXPORTED_BY and "optimizer_state_dict" not in weights

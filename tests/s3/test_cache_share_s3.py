@@ -9,6 +9,10 @@ import logging
 import pytest
 
 from handgesture.data.prepare import prepare_data
+
+# Imports Prefect, whose logging set-up replaces the root logger's handlers: at collection, before caplog
+# attaches its own, not in the middle of a test (where caplog would then see nothing).
+from handgesture.storage import s3 as _s3  # noqa: F401
 from tests.s3_fixtures import MotoServer, free_port
 
 pytestmark = pytest.mark.s3

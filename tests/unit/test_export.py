@@ -23,11 +23,10 @@ from handgesture.export import (
     NOISE_FACTOR,
     TOLERANCE,
     ExportResult,
-    ExportTargetError,
     PackagedModel,
-    check_target,
     export_model,
 )
+from handgesture.export_target import ExportTargetError, check_target
 from handgesture.inference import LoadedModel, load_model
 from handgesture.labels import HAGRID_TARGETS, LEADING_HANDS
 from handgesture.models import ARCHITECTURES, build_model
