@@ -129,3 +129,14 @@ def taken_part(data: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], 
         else:
             kept[key] = value
     return kept, dropped
+
+
+def layered(own: dict[str, Any], taken: dict[str, Any]) -> dict[str, Any]:
+    """This run's own config with a checkpoint's taken keys over it: the checkpoint's recipe, in this run's
+    place (its storage, caches and devices stay those of `own`). Sections merge; values, lists included,
+    are replaced whole."""
+    merged = dict(own)
+    for key, value in taken.items():
+        mine = merged.get(key)
+        merged[key] = layered(mine, value) if isinstance(value, dict) and isinstance(mine, dict) else value
+    return merged

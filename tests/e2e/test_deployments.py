@@ -254,15 +254,18 @@ def test_train_to_s3_then_resume_by_flow_run_reference_then_evaluate(
         f"{EXPERIMENT}-{kind}" for kind in ("report", "metrics", "checkpoints", "best-checkpoint")
     } <= set(artifacts(prefect_server, first_id))
 
-    # The resume as `make run` prints it: a reference and a total epoch count, nothing else (the S3 endpoint
-    # only because the test's bucket is on a local server). The by-hand line is the same run.
+    # The resume as `make run` prints it: a reference and a total epoch count, plus the test's storage as the
+    # first run had it (a checkpoint never says where runs go; the S3 endpoint only because the test's bucket
+    # is on a local server). The by-hand line is the same run.
     make_resume = find(block("## Commands"), "make", "run")[1]
     assert (
         "resume=prefect://flow-runs/<flow-run-id>" in make_resume[2]
         and resume[5] == make_resume[2].split()[1]
     )
     command = [word.replace("<flow-run-id>", first_id) for word in make_resume]
-    second_id = prefect_server.run_command(with_test_params(command, [params.endpoint_override]))
+    second_id = prefect_server.run_command(
+        with_test_params(command, [params.endpoint_override], storage=params.storage)
+    )
     completed(prefect_server, second_id)
     second = checkpoint_rows(prefect_server, second_id)
     assert second["run"] != first["run"] and second["run"].startswith(

@@ -333,3 +333,21 @@ def test_the_train_command_reports_an_override_that_is_not_yaml_with_status_2(ca
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "optimizer.lr" in err and "Traceback" not in err
+
+
+def test_a_resume_takes_its_place_from_this_runs_config_file_and_its_recipe_from_the_checkpoint(tmp_path):
+    """A deployment resumes with its own config file: the file says where the run goes and what the machine
+    is; the checkpoint's recipe wins over the file's; the overrides win over both."""
+    theirs = with_key(with_key(to_dict(load_config()), "optimizer.lr", 0.123), "storage.experiment", "theirs")
+    evil = write_checkpoint(tmp_path / "theirs.pth", theirs)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "storage: {uri: s3://my-bucket/runs, experiment: mine}\n"
+        "dataset: {cache_dir: /fast/cache}\n"
+        "optimizer: {lr: 0.5}\n"
+        "train_params: {num_workers: 7}\n"
+    )
+    config = run_config(str(mine), ["train_params.epochs=9"], evil)
+    assert (config.storage.uri, config.storage.experiment) == ("s3://my-bucket/runs", "mine")
+    assert (config.dataset.cache_dir, config.train_params.num_workers) == ("/fast/cache", 7)
+    assert config.optimizer.lr == 0.123 and config.train_params.epochs == 9

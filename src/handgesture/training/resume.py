@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from handgesture.checkpoint_config import checkpoint_config
+from handgesture.checkpoint_config import checkpoint_config, layered
 from handgesture.checkpoints.locate import resolve_checkpoint
 from handgesture.checkpoints.run_folder import RunFolder
-from handgesture.config import Config, load_config
+from handgesture.config import Config, load_config, to_dict
 from handgesture.errors import ConfigError
 from handgesture.storage import s3_settings
 from handgesture.training.state import TrainingState
@@ -18,19 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def run_config(path: str | Path | None, overrides: list[str], resume: str | None) -> Config:
-    """The config of a run. A resume (continue mode) continues the checkpoint's own config: architecture,
-    classes, image size, data, optimizer and schedule (`checkpoint_config.CHECKPOINT_KEYS`), never where the
-    run is written, cached or sent; the overrides apply on top of it, and a config file is not read (its
-    values would silently replace the run's own)."""
+    """The config of a run. A resume (continue mode) continues the checkpoint's own recipe: architecture,
+    classes, image size, data, optimizer and schedule (`checkpoint_config.CHECKPOINT_KEYS`). Everything the
+    checkpoint may not decide (where the run is written, cached or sent, devices, cadence) comes from this
+    run's own config file and overrides, and the overrides apply on top of both."""
     config = load_config(path, overrides)
     if not (resume or config.checkpoint.resume) or config.checkpoint.resume_mode != "continue":
         return config
     if path and resume:
-        log.info(
-            "%s is not read: a resume continues its checkpoint's config (change it with key=value)", path
-        )
+        log.info("%s gives this run's storage, devices and caches; the recipe is the checkpoint's", path)
     resolved = resolve_checkpoint(resume or config.checkpoint.resume, s3_settings(config.storage))
-    base = checkpoint_config(resolved.checkpoint, resolved.uri)
+    base = layered(to_dict(config), checkpoint_config(resolved.checkpoint, resolved.uri))
     return load_config(None, overrides, base=(f"the config of checkpoint {resolved.uri}", base))
 
 
