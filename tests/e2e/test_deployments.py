@@ -254,9 +254,9 @@ def test_train_to_s3_then_resume_by_flow_run_reference_then_evaluate(
         f"{EXPERIMENT}-{kind}" for kind in ("report", "metrics", "checkpoints", "best-checkpoint")
     } <= set(artifacts(prefect_server, first_id))
 
-    # The resume as `make run` prints it: a reference and a total epoch count, plus the test's storage as the
-    # first run had it (a checkpoint never says where runs go; the S3 endpoint only because the test's bucket
-    # is on a local server). The by-hand line is the same run.
+    # The resume as `make run` prints it: a reference and a total epoch count, plus the test's storage and
+    # experiment as the first run had them (a checkpoint never says where runs go; the S3 endpoint only
+    # because the test's bucket is on a local server). The by-hand line is the same run.
     make_resume = find(block("## Commands"), "make", "run")[1]
     assert (
         "resume=prefect://flow-runs/<flow-run-id>" in make_resume[2]
@@ -264,7 +264,9 @@ def test_train_to_s3_then_resume_by_flow_run_reference_then_evaluate(
     )
     command = [word.replace("<flow-run-id>", first_id) for word in make_resume]
     second_id = prefect_server.run_command(
-        with_test_params(command, [params.endpoint_override], storage=params.storage)
+        with_test_params(
+            command, [params.endpoint_override, f"storage.experiment={EXPERIMENT}"], storage=params.storage
+        )
     )
     completed(prefect_server, second_id)
     second = checkpoint_rows(prefect_server, second_id)
@@ -279,8 +281,10 @@ def test_train_to_s3_then_resume_by_flow_run_reference_then_evaluate(
     # The evaluate deployment as the docs print it, on the resumed run's best (out: not the checkout).
     [evaluate] = find(by_hand(), "prefect", "deployment", "run", EVALUATE)
     command = [word.replace("<flow-run-id>", second_id) for word in evaluate]
+    # The experiment names its artifacts: this run's own (a checkpoint's config never names where things go).
+    own = [params.endpoint_override, f"storage.experiment={EXPERIMENT}"]
     evaluation_id = prefect_server.run_command(
-        with_test_params(command, [params.endpoint_override], out=str(tmp_path / "evaluation"))
+        with_test_params(command, own, out=str(tmp_path / "evaluation"))
     )
     completed(prefect_server, evaluation_id)
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
