@@ -1,9 +1,9 @@
-"""The mutation harness: break each guarantee on purpose; the tests its README row names must notice.
+"""The mutation harness: break each guarantee on purpose; the tests its Guarantees row names must notice.
 
-Each mutant is a small named change to the code, tied to a row of the README's Guarantees table. For each,
-the harness copies the tree to a temporary folder (the working tree is never touched), applies the change
-there, and runs only the tests that row names, in that copy. A mutant is killed when those tests fail, and
-survives when they pass; any survivor fails the harness (exit 1). `make mutants` runs it.
+Each mutant is a small named change to the code, tied to a row of the Guarantees table (docs/guarantees.md).
+For each, the harness copies the tree to a temporary folder (the working tree is never touched), applies the
+change there, and runs only the tests that row names, in that copy. A mutant is killed when those tests
+fail, and survives when they pass; any survivor fails the harness (exit 1). `make mutants` runs it.
 
     python scripts/mutants.py [--only NAME-SUBSTRING] [--markdown]
 """
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    row: str  # how the README Guarantees row it breaks begins
+    row: str  # how the Guarantees row (docs/guarantees.md) it breaks begins
     path: str
     edits: tuple[tuple[str, str], ...]  # (exact text, replacement); each text occurs exactly once
     needs: str | None = None  # "cuda": only where a CUDA device is
@@ -540,7 +540,7 @@ BASELINE = Mutant("no change", "", "", ())
 
 
 def guarantee_rows(readme: Path) -> dict[str, list[str]]:
-    """README Guarantees rows: first cell -> the tests it names (`::name` continues the last file)."""
+    """The Guarantees table's rows: first cell -> the tests it names (`::name` continues the last file)."""
     table = readme.read_text().split("## Guarantees", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in table.splitlines():
@@ -561,7 +561,7 @@ def guarantee_rows(readme: Path) -> dict[str, list[str]]:
 def tests_of(row: str, rows: dict[str, list[str]]) -> list[str]:
     found = [tests for title, tests in rows.items() if title.startswith(row)]
     if len(found) != 1 or not found[0]:
-        raise SystemExit(f"no single README Guarantees row begins with {row!r} and names tests")
+        raise SystemExit(f"no single Guarantees row begins with {row!r} and names tests")
     return found[0]
 
 
@@ -630,10 +630,10 @@ def main() -> int:
     parser.add_argument("--only", help="run the mutants whose name contains this")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args()
-    rows = guarantee_rows(ROOT / "README.md")
+    rows = guarantee_rows(ROOT / "docs/guarantees.md")
     uncovered = [row for row in rows if not any(row.startswith(m.row) for m in MUTANTS)]
     if uncovered:
-        raise SystemExit(f"README Guarantees rows without a mutant: {uncovered}")
+        raise SystemExit(f"Guarantees rows without a mutant: {uncovered}")
     chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
     start = time.monotonic()
     baseline_failure = check_baseline(chosen, rows)

@@ -1,6 +1,6 @@
 """The mutation harness stays runnable as the code moves: each mutant's edit still matches exactly one place,
-each names a README Guarantees row, each row has a mutant, and each test a row names exists. (Running the
-mutants themselves takes minutes: `make mutants`, outside CI.)"""
+each names a row of docs/guarantees.md's Guarantees table, each row has a mutant, and each test a row names
+exists. (Running the mutants themselves takes minutes: `make mutants`, outside CI.)"""
 
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import mutants  # noqa: E402
 
-ROWS = mutants.guarantee_rows(ROOT / "README.md")
+ROWS = mutants.guarantee_rows(ROOT / "docs/guarantees.md")
 
 
 @pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=lambda m: m.name)
