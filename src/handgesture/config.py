@@ -25,114 +25,164 @@ from handgesture.labels import HAGRID_TARGETS
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
 
+# configs/default.yaml's opening comment; the comment beside each value is its field's (`doc`).
+HEADER = """\
+Training config. Key names follow HaGRID's classifier (dataset.*, model.*, optimizer.*, scheduler.*,
+train_params.*, metric_params, random_state, device); checkpoint, storage, synthetic and tracking are ours.
+Every other file in configs/ and every `key=value` override is merged over this one."""
+COMMENT = "comment"  # the key of a field's metadata that holds its comment
+
+
+def doc(default: Any, comment: str) -> Any:
+    """A field with its default and the comment a user reads beside it in configs/default.yaml.
+
+    The schema holds both, so they cannot drift apart; scripts/write_default_config.py writes the file from
+    them. `comment` is written as printed: a newline starts the comment's next line.
+    """
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={COMMENT: comment})
+    return field(default=default, metadata={COMMENT: comment})
+
+
 @dataclass
 class DatasetConfig:
-    annotations: str = "data/synthetic/annotations"
-    dataset: str = "data/synthetic/images"
-    test_annotations: str | None = None
-    targets: list[str] = field(default_factory=lambda: list(HAGRID_TARGETS))
-    image_size: list[int] = field(default_factory=lambda: [224, 224])
-    subset: int = -1
-    val_fraction: float = 0.2
-    cache_dir: str | None = "data/cache"  # crop caches (prepared once, keyed by content); None: decode frames
-    cache_format: str = "jpeg"  # jpeg: about 46 KiB per hand at 224 px; raw: 12x larger, a little faster
-    cache_quality: int = 95  # JPEG quality of the rows
-    cache_levels: int = 2  # concentric rows per hand; 2 costs the bytes of 1 and halves a crop's decoding
-    cache_uri: str | None = None  # share prepared caches here (folder or s3://): fetched, else published
+    annotations: str = doc("data/synthetic/annotations", "folder of <gesture>.json files (HaGRID format)")
+    dataset: str = doc("data/synthetic/images", "images at <dataset>/<gesture>/<image_id>.jpg")
+    test_annotations: str | None = doc(None, "optional separate test split (same format)")
+    targets: list[str] = doc(HAGRID_TARGETS, "the classes, in the order of the gesture head's outputs")
+    image_size: list[int] = doc([224, 224], "[height, width] of the crops the model sees")
+    subset: int = doc(-1, "> 0: at most this many images per gesture")
+    val_fraction: float = doc(0.2, "share of *people* (user_id) held out for validation")
+    cache_dir: str | None = doc(
+        "data/cache",
+        "crop caches, cut once from the full frames (prepare task), so\n"
+        "epochs never decode frames again; null: decode every epoch",
+    )
+    cache_format: str = doc(
+        "jpeg",
+        "jpeg: about 46 KiB per hand at 224 px, 10x+ HaGRID's read\n"
+        "speed; raw: 12x larger on disk, a little faster",
+    )
+    cache_quality: int = doc(95, "JPEG quality of the cached rows")
+    cache_levels: int = doc(
+        2, "concentric rows per hand: 2 holds the bytes of 1 and halves\nwhat each crop decodes"
+    )
+    cache_uri: str | None = doc(
+        None,
+        "share prepared caches (folder or s3://bucket/prefix): a fresh\n"
+        "worker downloads one instead of preparing it again",
+    )
 
 
 @dataclass
 class SyntheticConfig:
     """Generate a HaGRID-format dataset at `dataset.*` on first use (the demo's data)."""
 
-    generate_if_missing: bool = False
-    hagrid_version: int = 1  # annotation format: 1 (leading hands) or 2 (united boxes, own no_gesture)
-    per_class: int = 40
-    users: int = 10
-    frame_size: list[int] = field(default_factory=lambda: [320, 240])
+    generate_if_missing: bool = doc(
+        False,
+        "true (configs/demo.yaml): write a synthetic dataset at\n"
+        "dataset.* when both folders are missing or empty",
+    )
+    hagrid_version: int = doc(1, "annotation format: 1 (leading hands) or 2 (united boxes)")
+    per_class: int = doc(40, "images per gesture")
+    users: int = doc(10, "people (user_id) the images are spread over")
+    frame_size: list[int] = doc([320, 240], "[width, height] of each frame")
 
 
 @dataclass
 class ModelConfig:
-    name: str = "ResNet18"
-    pretrained: bool = False
-    freezed: bool = False
+    name: str = doc(
+        "ResNet18", "ResNet18 ResNext50 ResNext101 ResNet152 MobileNetV3_small\nMobileNetV3_large Vitb32"
+    )
+    pretrained: bool = doc(False, "torchvision ImageNet weights (downloads once)")
+    freezed: bool = doc(False, "train the heads only")
 
 
 @dataclass
 class OptimizerConfig:
-    optimizer: str = "SGD"
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 0.0005
+    optimizer: str = doc("SGD", "SGD (HaGRID's), Adam or AdamW")
+    lr: float = doc(0.005, "learning rate, reached at the end of the warm-up")
+    momentum: float = doc(0.9, "SGD's momentum; Adam's and AdamW's first beta")
+    weight_decay: float = doc(0.0005, "L2 penalty (AdamW: decoupled weight decay)")
 
 
 @dataclass
 class SchedulerConfig:
-    start_factor: float = 0.001
-    warmup_steps: int = 100
-    cosine: bool = False
+    start_factor: float = doc(0.001, "linear warm-up from lr * start_factor ...")
+    warmup_steps: int = doc(100, "... over this many steps")
+    cosine: bool = doc(False, "then cosine decay to the last epoch")
 
 
 @dataclass
 class TrainParams:
-    epochs: int = 10
-    num_workers: int = 2
-    train_batch_size: int = 64
-    test_batch_size: int = 64
-    prefetch_factor: int = 2
-    amp: bool = True
-    log_every_n_steps: int = 10
-    # Data-parallel training (DDP, launched with torchrun's elastic launcher): ranks per node, "auto" for
-    # every visible GPU; nodes, and where they meet (host:port of node 0's rendezvous); SyncBatchNorm.
-    devices: str = "1"
-    nnodes: int = 1
-    rdzv_endpoint: str | None = None
-    sync_bn: bool = False
+    epochs: int = doc(10, "total epochs; a resumed run continues up to this number")
+    num_workers: int = doc(2, "data-loading processes (0: load in the training process)")
+    train_batch_size: int = doc(64, "per device: the global batch is this x the ranks")
+    test_batch_size: int = doc(64, "batch size of validation and test")
+    prefetch_factor: int = doc(2, "batches each data-loading process keeps ready")
+    amp: bool = doc(True, "mixed precision on CUDA (ignored elsewhere)")
+    log_every_n_steps: int = doc(10, "also how often data-parallel ranks agree on a stop/checkpoint")
+    devices: str = doc(
+        "1",
+        "data-parallel ranks per node (DDP via torchrun's launcher):\n"
+        "a count, or auto (every visible GPU); 1: the plain path",
+    )
+    nnodes: int = doc(1, "nodes of a data-parallel run ...")
+    rdzv_endpoint: str | None = doc(None, "... and where they meet: host:port on node 0")
+    sync_bn: bool = doc(False, "SyncBatchNorm across the ranks")
 
 
 @dataclass
 class MetricParams:
-    metrics: list[str] = field(default_factory=lambda: ["accuracy", "f1_score", "precision", "recall"])
-    average: str = "weighted"
+    metrics: list[str] = doc(
+        ["accuracy", "f1_score", "precision", "recall"], "validation metrics; f1_score picks the best"
+    )
+    average: str = doc("weighted", "how per-class scores combine: weighted, macro or micro")
 
 
 @dataclass
 class CheckpointConfig:
-    every_n_steps: int = 0  # 0: only at epoch ends
-    every_seconds: float = 300.0  # 0: no time-based checkpoints; at most 5 minutes of work lost by default
-    keep_last: int = 2
-    keep_best: int = 1
-    resume: str | None = None  # where a run starts when no resume URI is given (HaGRID's model.checkpoint)
-    # continue: `resume` restores the full training state (shapes must match);
-    # finetune: only the weights that fit, with a fresh optimizer, schedule and counters.
-    resume_mode: str = "continue"
+    every_n_steps: int = doc(0, "also checkpoint every N steps (0: off) ...")
+    # 300 s: at most 5 minutes of work lost by default.
+    every_seconds: float = doc(
+        300.0,
+        "... and/or every T seconds (0: off), besides each epoch end;\nSIGTERM always checkpoints",
+    )
+    keep_last: int = doc(2, "retention: the newest N checkpoints ...")
+    keep_best: int = doc(1, "... and the best K by validation gesture F1")
+    # HaGRID's model.checkpoint (foreign_config maps it here).
+    resume: str | None = doc(None, "where a run starts when no resume URI is given")
+    resume_mode: str = doc("continue", "continue: full state; finetune: weights that fit, fresh optimizer")
     # A fine-tune re-initialises the heads that do not fit (other classes); anything more is an error unless
     # this is true (say, a checkpoint of another architecture whose backbone is only partly reusable).
-    allow_backbone_reinit: bool = False
+    allow_backbone_reinit: bool = doc(False, "finetune: may re-initialise more than the heads")
 
 
 @dataclass
 class StorageConfig:
-    uri: str = "runs"
-    experiment: str = "handgesture"
-    run_name: str | None = None
-    block: str | None = None
-    endpoint_url: str | None = None
-    max_retries: int = 4
-    upload_timeout: float = 600.0  # at the end of a run, how long to wait for background uploads
+    uri: str = doc("runs", "local folder, file://... or s3://bucket/prefix")
+    experiment: str = doc("handgesture", "a folder of runs: <uri>/<experiment>/<run_name>")
+    run_name: str | None = doc(None, "default: the flow run's name, or a timestamp")
+    block: str | None = doc(None, "saved Prefect block: s3-bucket/NAME, aws-credentials/NAME, ...")
+    endpoint_url: str | None = doc(None, "S3-compatible servers (MinIO, Ceph, moto)")
+    max_retries: int = doc(4, "S3 retries (exponential backoff) before a request fails")
+    upload_timeout: float = doc(600.0, "seconds to wait at the end of a run for background uploads")
 
 
 @dataclass
 class TrackingConfig:
-    tensorboard: bool = True
-    hparams: list[str] = field(default_factory=list)  # more config keys for TensorBoard's HParams (a sweep's)
+    tensorboard: bool = doc(True, "TensorBoard event files in the run folder")
+    hparams: list[str] = doc([], "more config keys for TensorBoard's HParams (a sweep sets its own)")
 
 
 @dataclass
 class Config:
+    # In configs/default.yaml's order, which is HaGRID's: the seed and device right after the data.
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    random_state: int = doc(42, "seeds the person split, the shuffling and the initial weights")
+    device: str = doc("auto", "auto: cuda, then mps, then cpu")
+    deterministic: bool = doc(True, "deterministic kernels, no cuDNN autotuning: repeatable runs")
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -141,9 +191,6 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    random_state: int = 42
-    device: str = "auto"
-    deterministic: bool = True
 
 
 def load_config(

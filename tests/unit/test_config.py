@@ -1,9 +1,6 @@
 import pytest
-import yaml
 
 from handgesture.config import (
-    DEFAULT_CONFIG,
-    Config,
     ConfigError,
     config_hash,
     from_dict,
@@ -130,10 +127,3 @@ def test_duplicate_class_names_are_refused():
     """A name listed twice gets two outputs of the gesture head, one of which no sample ever trains."""
     with pytest.raises(ConfigError, match=r"dataset\.targets must be >= 2 distinct class names"):
         load_config(overrides=["dataset.targets=[fist,fist,palm]"])
-
-
-def test_default_yaml_holds_every_schema_key_with_the_schema_s_default():
-    """One set of defaults: configs/default.yaml (where a user reads them, with their comments) says what
-    the schema says, key for key, so neither can drift from the other."""
-    written = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    assert written == to_dict(Config())
