@@ -27,6 +27,7 @@ from tasks.results import persist_results_with  # noqa: E402
 from tasks.train import train_task  # noqa: E402
 
 from flows.run_names import training_run_name  # noqa: E402
+from handgesture.checkpoints.start import best_start  # noqa: E402
 from handgesture.promotion import RetrainResult  # noqa: E402
 
 
@@ -53,11 +54,11 @@ def retrain_hand_gesture_classifier(
         storage: Where the experiment lives: a local folder, file://... or s3://bucket/prefix.
         min_improvement: Promote only if validation gesture F1 beats the current best by more than this.
     """
-    resolved = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
+    resolved, _ = load_config_task(config, [*(overrides or []), "checkpoint.resume_mode=finetune"], storage)
     persist_results_with(resolved)
     prepared = prepare_data_task(resolved)
     current = current_best_task(resolved)
-    summary = train_task(resolved, prepared, current["checkpoint"] if current else None)
+    summary = train_task(resolved, prepared, best_start(current) if current else None)
     if summary is None:  # a node of a multi-node run without rank 0
         return None
     summary = persist_task(resolved, summary)

@@ -7,19 +7,24 @@ import re
 from prefect.runtime import flow_run
 from prefect.utilities.names import generate_slug
 
-from handgesture.config import flow_overrides
+from handgesture.config import flow_overrides, load_config
 from handgesture.errors import InputError, StorageError
-from handgesture.training.resume import run_config
 
 
 def training_run_name() -> str:
-    """Named from the run's parameters (a resume: from its checkpoint's config). A config that cannot be read
-    gives a plain name: the load-config task then reports the mistake."""
+    """Named from the run's own parameters, without opening a checkpoint (the load-config task resolves a
+    resume, once): a resume that does not name its model says `resume`. A config that cannot be read gives
+    a plain name: the load-config task then reports the mistake."""
     params = flow_run.parameters
     overrides = flow_overrides(params.get("overrides"), params.get("storage"))
     try:
-        config = run_config(params.get("config"), overrides, params.get("resume"))
-        label = f"{config.storage.experiment}-{config.model.name}"
+        config = load_config(params.get("config"), overrides)
     except (InputError, StorageError):
-        label = "handgesture"
+        return _slug("handgesture")
+    named = any(item.startswith("model.name=") for item in overrides)
+    model = "resume" if params.get("resume") and not named else config.model.name
+    return _slug(f"{config.storage.experiment}-{model}")
+
+
+def _slug(label: str) -> str:
     return f"{re.sub(r'[^a-z0-9]+', '-', label.lower()).strip('-')}-{generate_slug(2)}"

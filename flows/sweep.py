@@ -184,6 +184,6 @@ def _publish(board: list[dict[str, Any]], runs: list[TrialRun], experiment: str)
 def _promote(winner: dict[str, Any], trial: Trial, sweep: _Sweep) -> None:
     """Offer the winner's best checkpoint to the experiment's best pointer (promoted only if it wins)."""
     overrides = _overrides(sweep.shared, trial, winner["epochs"])
-    resolved = load_config_task(sweep.config, overrides, sweep.storage)
+    resolved, _ = load_config_task(sweep.config, overrides, sweep.storage)
     prepared = prepare_data_task(resolved)
     promote_task(resolved, read_summary(winner["flow_run"]), current_best_task(resolved), prepared)

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from handgesture.evaluation import EvaluationReport, evaluate_checkpoint, evaluation_config
+from handgesture.evaluation import EvaluationReport, evaluate_checkpoint, evaluation_plan
 from handgesture.report import render_evaluation
 from tasks.artifact_keys import artifact_key
 from tasks.retry import RETRY_POLICY
@@ -18,8 +18,8 @@ from tasks.retry import RETRY_POLICY
 def evaluate_task(
     checkpoint: str, config: str | None, overrides: list[str], split: str | None, out: str | None
 ) -> EvaluationReport:
-    resolved = evaluation_config(checkpoint, config, overrides)
-    report = evaluate_checkpoint(checkpoint, resolved, Path(out) if out else None, split=split)
+    resolved, start = evaluation_plan(checkpoint, config, overrides)  # the checkpoint, resolved once
+    report = evaluate_checkpoint(start, resolved, Path(out) if out else None, split=split)
     experiment = resolved.storage.experiment
     create_markdown_artifact(
         render_evaluation(report), key=artifact_key(experiment, "evaluation"), description="evaluation report"

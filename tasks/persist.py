@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 from handgesture.checkpoints.prefect_refs import CHECKPOINTS_ARTIFACT_SUFFIX, checkpoint_rows
+from handgesture.config import Config
 from handgesture.report import metrics_table, render_report
 from handgesture.training import RunSummary
 from tasks.artifact_keys import artifact_key
@@ -13,10 +14,10 @@ from tasks.retry import RETRY_POLICY
 
 
 @task(name="persist", **RETRY_POLICY)
-def persist_task(config: dict, summary: RunSummary) -> RunSummary:
-    experiment = config["storage"]["experiment"]
+def persist_task(config: Config, summary: RunSummary) -> RunSummary:
+    experiment = config.storage.experiment
     create_markdown_artifact(
-        render_report(summary, config["model"]["name"]),
+        render_report(summary, config.model.name),
         key=artifact_key(experiment, "report"),
         description="training report",
     )

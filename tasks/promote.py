@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 
 from handgesture.checkpoints.best import POINTER, read_best
 from handgesture.checkpoints.run_folder import experiment_uri
-from handgesture.config import from_dict
+from handgesture.config import Config
 from handgesture.data.prepare import PreparedData
 from handgesture.promotion import PromotionDecision, promote
 from handgesture.report import promotion_report
@@ -24,15 +24,14 @@ PROMOTED_EVENT = "handgesture.model.promoted"
 
 
 @task(name="current-best", cache_policy=NO_CACHE, **RETRY_POLICY)
-def current_best_task(config: dict) -> dict | None:
+def current_best_task(config: Config) -> dict | None:
     """The experiment's best pointer (checked against its run manifest), or None before a first promotion.
 
     Read once per retrain: the train task starts from the checkpoint it names, and promote compares with it
     (or, when another promotion moved the pointer meanwhile, with the new best: promotion.contest).
     """
-    cfg = from_dict(config)
-    s3 = s3_settings(cfg.storage)
-    store = open_store(experiment_uri(cfg.storage.uri, cfg.storage.experiment), s3)
+    s3 = s3_settings(config.storage)
+    store = open_store(experiment_uri(config.storage.uri, config.storage.experiment), s3)
     pointer = read_best(store, s3)
     if pointer is None:
         get_run_logger().info("no %s in %s: training from scratch", POINTER, store.root)
@@ -43,34 +42,33 @@ def current_best_task(config: dict) -> dict | None:
 
 @task(name="promote", cache_policy=NO_CACHE, **RETRY_POLICY)
 def promote_task(
-    config: dict,
+    config: Config,
     summary: RunSummary,
     current: dict | None,
     prepared: PreparedData,
     min_improvement: float = 0.0,
 ) -> PromotionDecision:
     """Evaluate the run's best and the current best on one validation split; promote the better one."""
-    cfg = from_dict(config)
     decision = promote(
-        cfg,
+        config,
         summary.best_or_last,
         current,
         prepared=prepared,
-        s3=s3_settings(cfg.storage),
+        s3=s3_settings(config.storage),
         min_improvement=min_improvement,
         flow_run_id=str(flow_run.id),
     )
     create_markdown_artifact(
         promotion_report(decision),
-        key=artifact_key(cfg.storage.experiment, "promotion"),
+        key=artifact_key(config.storage.experiment, "promotion"),
         description="promotion decision",
     )
     if decision.promoted:
         emit_event(
             event=PROMOTED_EVENT,
-            resource={"prefect.resource.id": f"handgesture.experiment.{cfg.storage.experiment}"},
+            resource={"prefect.resource.id": f"handgesture.experiment.{config.storage.experiment}"},
             payload={
-                "experiment": cfg.storage.experiment,
+                "experiment": config.storage.experiment,
                 "checkpoint": decision.challenger,
                 "score": decision.challenger_metric,
                 "metric": decision.metric,

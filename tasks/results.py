@@ -15,27 +15,26 @@ from urllib.parse import urlparse
 from prefect.context import FlowRunContext
 from prefect_aws import S3Bucket
 
-from handgesture.config import from_dict
+from handgesture.config import Config
 from handgesture.storage import s3_settings
 from handgesture.storage.s3 import build_bucket
 
 RESULTS_FOLDER = "prefect-results"
 
 
-def results_block(config: dict) -> S3Bucket | None:
+def results_block(config: Config) -> S3Bucket | None:
     """A saved S3Bucket block for `<storage>/prefect-results/` when storage is s3://, else None (local)."""
-    cfg = from_dict(config)
-    uri = urlparse(cfg.storage.uri)
+    uri = urlparse(config.storage.uri)
     if uri.scheme != "s3":
         return None
     prefix = "/".join(part for part in (uri.path.strip("/"), RESULTS_FOLDER) if part)
-    bucket, _ = build_bucket(uri.netloc, prefix, s3_settings(cfg.storage))
-    identity = f"{cfg.storage.uri}|{cfg.storage.endpoint_url}|{cfg.storage.block}"
+    bucket, _ = build_bucket(uri.netloc, prefix, s3_settings(config.storage))
+    identity = f"{config.storage.uri}|{config.storage.endpoint_url}|{config.storage.block}"
     bucket.save(f"handgesture-results-{hashlib.sha256(identity.encode()).hexdigest()[:12]}", overwrite=True)
     return bucket
 
 
-def persist_results_with(config: dict) -> None:
+def persist_results_with(config: Config) -> None:
     """From now on this flow run persists its results (its own and its tasks') in the config's storage."""
     block = results_block(config)
     context = FlowRunContext.get()

@@ -9,7 +9,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from handgesture.config import from_dict
+from handgesture.checkpoints.start import StartPoint
+from handgesture.config import Config
 from handgesture.data.prepare import PreparedData
 from handgesture.training import RunSummary, run_training
 from tasks.artifact_keys import artifact_key
@@ -19,14 +20,13 @@ from tasks.retry import RETRY_POLICY
 # A run past a day is taken as stuck (a hung loader, a GPU that stopped answering): it fails, and the retry
 # continues from its last checkpoint. For longer runs: train_task.with_options(timeout_seconds=...).
 @task(name="train", cache_policy=NO_CACHE, timeout_seconds=24 * 3600, **RETRY_POLICY)
-def train_task(config: dict, prepared: PreparedData, resume: str | None = None) -> RunSummary | None:
+def train_task(config: Config, prepared: PreparedData, start: StartPoint | None = None) -> RunSummary | None:
     logger = get_run_logger()
     # Prefect attaches its handlers to the library's logger (PREFECT_LOGGING_EXTRA_LOGGERS) but not a level.
     logging.getLogger("handgesture").setLevel(logger.getEffectiveLevel())
-    cfg = from_dict(config)
-    epochs = cfg.train_params.epochs
+    epochs = config.train_params.epochs
     progress_id = create_progress_artifact(
-        0.0, key=artifact_key(cfg.storage.experiment, "progress"), description=f"epochs done of {epochs}"
+        0.0, key=artifact_key(config.storage.experiment, "progress"), description=f"epochs done of {epochs}"
     )
 
     def on_epoch(progress, metrics):
@@ -35,14 +35,17 @@ def train_task(config: dict, prepared: PreparedData, resume: str | None = None) 
         )
 
     # Named after the flow run, so a retry or a re-run of the same flow run finds its own folder.
-    run_name = cfg.storage.run_name or f"{flow_run.name}-{str(flow_run.id)[:8]}"
-    logger.info("training %s into run %s", cfg.model.name, run_name)
-    return run_training(
-        cfg,
-        resume=resume,
+    run_name = config.storage.run_name or f"{flow_run.name}-{str(flow_run.id)[:8]}"
+    logger.info("training %s into run %s", config.model.name, run_name)
+    result = run_training(
+        config,
+        resume=start,
         run_name=run_name,
         flow_run_id=str(flow_run.id),
         prepared=prepared,
         on_epoch=on_epoch,
         show_progress=True,
     )
+    # A data-parallel run's ranks do not call on_epoch: its progress moves once, when they are done.
+    update_progress_artifact(progress_id, 100.0, description=f"epoch {epochs}/{epochs}")
+    return result

@@ -17,14 +17,13 @@ from typing import Any
 
 import torch
 
-from handgesture.checkpoint_config import checkpoint_config
-from handgesture.checkpoints.locate import resolve_checkpoint
+from handgesture.checkpoints.start import StartPoint, open_start, resolve_start
 from handgesture.config import Config, load_config
 from handgesture.data.loaders import Batches, build_test_batches, build_val_batches
 from handgesture.data.prepare import PreparedData, prepare_data
 from handgesture.errors import ConfigError, InputError
 from handgesture.figures import contact_sheet, save_confusion
-from handgesture.inference import LoadedModel, load_model
+from handgesture.inference import LoadedModel, load_model, model_of
 from handgesture.labels import LEADING_HANDS
 from handgesture.metrics import HEADS
 from handgesture.storage import s3_settings
@@ -138,19 +137,20 @@ class EvaluationReport:
         return asdict(self)
 
 
-def evaluation_config(uri: str, config_path: str | None, overrides: list[str]) -> Config:
-    """The config to evaluate with: a given file, else the one the checkpoint was trained with (its model and
-    data, never its storage, caches or endpoints: `checkpoint_config.CHECKPOINT_KEYS`); overrides apply on
-    top either way (`storage.*` ones also say how to reach the checkpoint)."""
+def evaluation_plan(uri: str, config_path: str | None, overrides: list[str]) -> tuple[Config, StartPoint]:
+    """The checkpoint `uri` names, resolved once into a start point, and the config to evaluate it with: a
+    given file, else the one the checkpoint was trained with (its model and data, never its storage, caches
+    or endpoints: `checkpoint_config.CHECKPOINT_KEYS`); overrides apply on top either way (`storage.*` ones
+    also say how to reach the checkpoint)."""
+    own = load_config(config_path, overrides)
+    start, _ = resolve_start(uri, "evaluate", s3_settings(own.storage))
     if config_path:
-        return load_config(config_path, overrides)
-    resolved = resolve_checkpoint(uri, s3_settings(load_config(None, overrides).storage))
-    base = checkpoint_config(resolved.checkpoint, resolved.uri)
-    return load_config(None, overrides, base=(f"the config of checkpoint {resolved.uri}", base))
+        return own, start
+    return load_config(None, overrides, base=(f"the config of checkpoint {start.uri}", start.config)), start
 
 
 def evaluate_checkpoint(
-    uri: str,
+    checkpoint: str | StartPoint,
     config: Config,
     out_dir: Path | None = None,
     *,
@@ -158,12 +158,16 @@ def evaluate_checkpoint(
     mistakes: int = 32,
     prepared: PreparedData | None = None,
 ) -> EvaluationReport:
-    """Evaluate the checkpoint `uri` on `split` (test by default, else validation) of `config`'s data, and
+    """Evaluate `checkpoint` (a start point from `evaluation_plan`, or any URI `load_model` takes) on
+    `split` (test by default, else validation) of `config`'s data, and
     write the report, the confusion matrices and the contact sheet into `out_dir` (default
     `evaluations/<model>-e<epoch>-<sha256 prefix>-<split>`)."""
     s3 = s3_settings(config.storage)
     device = pick_device(config.device)
-    loaded = load_model(uri, device, s3)
+    if isinstance(checkpoint, StartPoint):
+        loaded = model_of(open_start(checkpoint, s3), device)
+    else:
+        loaded = load_model(checkpoint, device, s3)
     check_fits(loaded, config)
     prepared = prepared or prepare_data(config)
     split, batches, notes = _split(config, device, prepared, split)

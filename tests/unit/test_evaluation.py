@@ -4,15 +4,15 @@ import json
 
 import pytest
 import torch
+from handgesture_cli.main import main
 from PIL import Image
 
-from handgesture.cli import main
 from handgesture.config import load_config
 from handgesture.data.annotations import read_annotations
 from handgesture.data.loaders import build_val_batches
 from handgesture.data.prepare import prepare_data
 from handgesture.errors import ConfigError
-from handgesture.evaluation import ModelDoesNotFitError, evaluate_checkpoint, evaluation_config, per_class
+from handgesture.evaluation import ModelDoesNotFitError, evaluate_checkpoint, evaluation_plan, per_class
 from handgesture.promotion import evaluate_checkpoints
 
 pytestmark = pytest.mark.slow
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 def test_the_report_holds_the_test_metrics_training_logged(trained_run, tmp_path):
     summary, _ = trained_run
-    config = evaluation_config(summary.best_checkpoint, None, [])  # the checkpoint's own data and split
-    report = evaluate_checkpoint(summary.best_checkpoint, config, tmp_path / "eval")
+    config, start = evaluation_plan(summary.best_checkpoint, None, [])  # the checkpoint's own data and split
+    report = evaluate_checkpoint(start, config, tmp_path / "eval")
 
     assert report.split == "test" and report.notes == []
     for name, value in report.weighted["gesture"].items():
@@ -37,7 +37,7 @@ def test_the_report_holds_the_test_metrics_training_logged(trained_run, tmp_path
 def test_per_class_rows_weigh_up_to_the_weighted_scores_of_the_same_pass(trained_run, tmp_path):
     summary, _ = trained_run
     report = evaluate_checkpoint(
-        summary.best_checkpoint, evaluation_config(summary.best_checkpoint, None, []), tmp_path
+        summary.best_checkpoint, evaluation_plan(summary.best_checkpoint, None, [])[0], tmp_path
     )
     for head in ("gesture", "leading_hand"):
         rows = report.per_class[head]
@@ -50,7 +50,7 @@ def test_per_class_rows_weigh_up_to_the_weighted_scores_of_the_same_pass(trained
 
 def test_mistakes_are_the_most_confident_wrong_answers_and_name_their_hands(trained_run, tmp_path):
     summary, overrides = trained_run
-    config = evaluation_config(summary.best_checkpoint, None, [])
+    config, _ = evaluation_plan(summary.best_checkpoint, None, [])
     report = evaluate_checkpoint(summary.best_checkpoint, config, tmp_path, mistakes=5)
     assert 0 < len(report.mistakes) <= 5
     probabilities = [m["probability"] for m in report.mistakes]
@@ -68,7 +68,7 @@ def test_mistakes_are_the_most_confident_wrong_answers_and_name_their_hands(trai
 
 def test_the_validation_split_scores_as_in_training_and_in_promotion(trained_run, tmp_path):
     summary, _ = trained_run
-    config = evaluation_config(summary.best_checkpoint, None, [])
+    config, _ = evaluation_plan(summary.best_checkpoint, None, [])
     report = evaluate_checkpoint(summary.best_checkpoint, config, tmp_path, split="val")
     assert report.weighted["gesture"]["f1_score"] == pytest.approx(summary.best_metric, abs=1e-6)
     prepared = prepare_data(config)
@@ -81,7 +81,7 @@ def test_without_a_test_split_the_default_is_validation_and_asking_for_test_is_a
     trained_run, tmp_path
 ):
     summary, _ = trained_run
-    config = evaluation_config(summary.best_checkpoint, None, ["dataset.test_annotations=null"])
+    config, _ = evaluation_plan(summary.best_checkpoint, None, ["dataset.test_annotations=null"])
     report = evaluate_checkpoint(summary.best_checkpoint, config, tmp_path)
     assert report.split == "val" and "no test split" in report.notes[0]
     with pytest.raises(ConfigError, match="dataset.test_annotations"):

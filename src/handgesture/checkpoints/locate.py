@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 from handgesture.checkpoints.best import BestRef, follow_best_ref, is_best_ref
@@ -37,6 +37,13 @@ RESUME_FORMS = (
 )
 
 
+class Pin(NamedTuple):
+    """The sha256 a checkpoint file must have, whatever its manifest says, and who recorded it."""
+
+    sha256: str
+    by: str
+
+
 @dataclass
 class Resolved:
     uri: str
@@ -48,8 +55,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HANDGESTURE_CACHE", Path(tempfile.gettempdir()) / "handgesture-cache"))
 
 
-def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path | None = None) -> Resolved:
-    """Load the checkpoint `uri` names, verified against its run's manifest when there is one."""
+def resolve_checkpoint(
+    uri: str,
+    s3: S3Settings | None = None,
+    cache_dir: Path | None = None,
+    *,
+    sha256: str | None = None,
+    pinned_by: str = "the caller",
+) -> Resolved:
+    """Load the checkpoint `uri` names, verified against its run's manifest when there is one.
+
+    `sha256`: the bytes the checkpoint file `uri` must have, as `pinned_by` recorded them (a start point
+    resolved earlier in the run), whatever its manifest says now."""
     cache_dir = cache_dir or default_cache_dir()
     scheme = urlparse(uri).scheme.lower()
     if scheme not in ("file", "s3", "prefect") and not is_local(uri):
@@ -62,9 +79,12 @@ def resolve_checkpoint(uri: str, s3: S3Settings | None = None, cache_dir: Path |
         uri = resolve_flow_run_ref(uri)
     elif is_best_ref(uri):
         return _load_best(follow_best_ref(uri, s3), uri, s3, cache_dir)
+    pin = Pin(sha256, pinned_by) if sha256 else None
     if uri.rstrip("/").endswith(CHECKPOINT_SUFFIXES):
         run_uri, key = split_checkpoint_uri(uri)
-        return _load_named(open_store(run_uri, s3), key, cache_dir)
+        return _load_named(open_store(run_uri, s3), key, cache_dir, pin)
+    if pin:
+        raise CheckpointError(f"{pinned_by}: {uri} is not a checkpoint file, so no sha256 can pin it")
     return _load_newest(open_store(uri, s3), cache_dir)
 
 
@@ -76,11 +96,12 @@ def _load_best(best: BestRef, ref: str, s3: S3Settings | None, cache_dir: Path) 
             f"(expected a .pth file, whose sha256 it records)"
         )
     run_uri, key = split_checkpoint_uri(best.checkpoint)
-    return _load_named(open_store(run_uri, s3), key, cache_dir, pinned=best)
+    pin = Pin(best.sha256, f"best pointer {best.pointer}")
+    return _load_named(open_store(run_uri, s3), key, cache_dir, pin)
 
 
-def _load_named(store: Store, key: str, cache_dir: Path, pinned: BestRef | None = None) -> Resolved:
-    """`pinned`: the best pointer that led here, whose sha256 the file must have, manifest or none."""
+def _load_named(store: Store, key: str, cache_dir: Path, pinned: Pin | None = None) -> Resolved:
+    """`pinned`: the sha256 the file must have, manifest or none, and who recorded it."""
     uri = store.uri(key)
     if not store.exists(key):
         raise CheckpointError(f"resume checkpoint {uri} does not exist (expected a .pth checkpoint file)")
@@ -90,14 +111,14 @@ def _load_named(store: Store, key: str, cache_dir: Path, pinned: BestRef | None 
     recorded = entry["sha256"] if entry else None
     if pinned and recorded and recorded != pinned.sha256:  # the run went on and replaced the promoted file
         raise CheckpointError(
-            f"resume checkpoint {uri}: best pointer {pinned.pointer} records sha256 {pinned.sha256}, but its "
-            f"run manifest now records {recorded}: it is not the file that was promoted"
+            f"resume checkpoint {uri}: {pinned.by} records sha256 {pinned.sha256}, but its "
+            f"run manifest now records {recorded}: it is not the file that was chosen"
         )
     expected = pinned.sha256 if pinned else recorded
     try:
         path = cached_download(store, key, cache_dir, sha256=expected)
     except ChecksumMismatchError as exc:
-        by = f"best pointer {pinned.pointer}" if pinned else "its run manifest"
+        by = pinned.by if pinned else "its run manifest"
         raise CheckpointError(f"resume checkpoint {uri} failed verification against {by}: {exc}") from None
     data = path.read_bytes()
     return Resolved(uri, upgrade(from_bytes(data, uri), uri), hashlib.sha256(data).hexdigest())
