@@ -33,7 +33,7 @@ def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset
     ranks = train(two[2:] + test_only)
     flow_run_id = torch.load(ranks.last_checkpoint, weights_only=True)["lineage"]["flow_run_id"]
     progress = [a for a in asyncio.run(artifacts_of(flow_run_id)) if a.type == "progress"]
-    assert [a.data for a in progress] == [100.0]  # rank 0's epoch ends reach the task's progress artifact
+    assert [a.data for a in progress] == [100.0]  # set when the ranks are done
     one = train(auto[2:] + test_only)  # `auto` on a CPU machine: one rank
     assert ranks.epochs == one.epochs == 1
 

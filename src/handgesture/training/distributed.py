@@ -8,8 +8,7 @@ task does not retry it; a SIGTERM stop stays `TrainingPreempted`).
 
 Each rank writes its own error to a folder the launcher reads, because torchrun reports the first failure
 *it notices*: when rank 0 stops on bad input, rank 1 fails too (its connection to rank 0 is gone), and
-torchrun as often reports rank 1's lost connection as rank 0's cause. Rank 0 writes its epoch ends to the
-same folder, for the caller's `on_epoch` (`handgesture.training.epoch_relay`).
+torchrun as often reports rank 1's lost connection as rank 0's cause.
 
 Two guards run before anything is launched. On CPU a node runs at most one rank per usable core: each rank is
 a process with its own model, optimizer and loaders, so more ranks than cores only add memory. A given
@@ -37,7 +36,6 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from handgesture.config import Config
 from handgesture.errors import ConfigError, InputError
-from handgesture.training.epoch_relay import EpochCallback, EpochRelay
 from handgesture.training.setup import pick_device
 
 log = logging.getLogger(__name__)
@@ -78,15 +76,8 @@ def is_data_parallel(config: Config) -> bool:
     return devices_per_node(config) * config.train_params.nnodes > 1
 
 
-def launch(
-    config: Config,
-    run_id: str,
-    rank_main: Callable[..., Any],
-    *args: Any,
-    on_epoch: EpochCallback | None = None,
-) -> Any:
-    """Run `rank_main(*args, reports=<folder>)` on every rank; rank 0's result (None on a node without rank
-    0). Epoch ends that rank 0 writes to the folder (`epoch_writer`) reach `on_epoch` in this process."""
+def launch(config: Config, run_id: str, rank_main: Callable[..., Any], *args: Any) -> Any:
+    """Run `rank_main(*args)` on every rank; rank 0's result (None on a node without rank 0)."""
     params = config.train_params
     if params.nnodes > 1 and not params.rdzv_endpoint:
         raise ConfigError("train_params.nnodes > 1 needs train_params.rdzv_endpoint (host:port of node 0)")
@@ -109,8 +100,7 @@ def launch(
     log.info("launching %d x %d ranks (rendezvous %s)", params.nnodes, launch_config.nproc_per_node, endpoint)
     with tempfile.TemporaryDirectory(prefix="handgesture-ranks-") as reports:
         try:
-            with EpochRelay(Path(reports), on_epoch):
-                results = elastic_launch(launch_config, _recording)(reports, rank_main, *args)
+            results = elastic_launch(launch_config, _recording)(reports, rank_main, *args)
         except ChildFailedError as exc:
             raise rank_error(exc, Path(reports)) from None
     return results.get(0)
@@ -161,10 +151,9 @@ def _store_handshake(host: str, port: int) -> str | None:
 
 
 def _recording(reports: str, rank_main: Callable[..., Any], *args: Any) -> Any:
-    """One rank: `rank_main(*args, reports=...)`, its error written to `reports/rank-<r>.json` on the way
-    out."""
+    """One rank: `rank_main(*args)`, its error written to `reports/rank-<r>.json` on the way out."""
     try:
-        return rank_main(*args, reports=Path(reports))
+        return rank_main(*args)
     except Exception as exc:
         record = {"type": type(exc).__name__, "message": str(exc)}
         (Path(reports) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))

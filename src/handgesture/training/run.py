@@ -11,9 +11,9 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,7 +33,6 @@ from handgesture.tracking import Tracker
 from handgesture.training.committer import Committer, stop_on_sigterm
 from handgesture.training.distributed import is_data_parallel, launch
 from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit, settle
-from handgesture.training.epoch_relay import EpochCallback, epoch_writer
 from handgesture.training.progress_bars import ProgressBars
 from handgesture.training.resume import start_point
 from handgesture.training.setup import (
@@ -47,6 +46,7 @@ from handgesture.training.state import Lineage, TrainingState
 from handgesture.training.summary import RunSummary, best_scalars, hparams_of, summarize
 
 log = logging.getLogger(__name__)
+EpochCallback = Callable[[Progress, dict[str, float]], None]
 
 
 def run_training(
@@ -64,8 +64,9 @@ def run_training(
     A run folder that already holds committed checkpoints (a retried task, a re-run flow run, a restarted
     process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
     The run folder is leased to this run (or this flow run) until it finishes. A data-parallel run launches
-    this node's ranks here and returns rank 0's summary (None on the other nodes of a multi-node run);
-    `on_epoch` is then called in this process, from a thread, as rank 0 finishes each epoch.
+    this node's ranks here and returns rank 0's summary (None on the other nodes of a multi-node run).
+    `on_epoch(progress, metrics)` is called after each epoch of a single-process run; a data-parallel run
+    does not call it (its ranks are processes of their own): its epochs are in its manifest and TensorBoard.
     """
     resume = resume or config.checkpoint.resume
     prepared = prepared or prepare_data(config)
@@ -75,14 +76,11 @@ def run_training(
         raise ConfigError("train_params.nnodes > 1 needs storage.run_name: every node must write one run")
     name = run_name or config.storage.run_name or new_run_name()
     args = (to_dict(config), resume, name, flow_run_id, prepared, show_progress)
-    return launch(config, name, _rank_main, *args, on_epoch=on_epoch)
+    return launch(config, name, _rank_main, *args)
 
 
-def _rank_main(
-    config: dict, resume, run_name, flow_run_id, prepared, show_progress, reports: Path
-) -> RunSummary | None:
-    """One rank of a data-parallel run, in a process of its own that torchrun's launcher started; rank 0
-    writes its epoch ends to `reports` for the caller."""
+def _rank_main(config: dict, resume, run_name, flow_run_id, prepared, show_progress) -> RunSummary | None:
+    """One rank of a data-parallel run, in a process of its own that torchrun's launcher started."""
     cfg = from_dict(config)
     device = rank_device(cfg, int(os.environ["LOCAL_RANK"]))
     if device.type == "cuda":
@@ -90,8 +88,7 @@ def _rank_main(
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         cluster = Cluster.from_env(device)
-        on_epoch = epoch_writer(reports) if cluster.is_main else None
-        return run_rank(cfg, cluster, resume, run_name, flow_run_id, prepared, on_epoch, show_progress)
+        return run_rank(cfg, cluster, resume, run_name, flow_run_id, prepared, None, show_progress)
     finally:
         dist.destroy_process_group()
 
