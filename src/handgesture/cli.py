@@ -1,5 +1,5 @@
 """The `handgesture` command: make synthetic data, prepare crop caches, train (the Prefect flow), evaluate,
-predict with and export a model, inspect and convert a checkpoint."""
+predict with and export a model, and inspect a checkpoint."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def report_error(error: Exception) -> int:
 
 def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handgesture", description=__doc__)
-    names = ["synth", "prepare", *plugins, "evaluate", "predict", "export", "inspect", "convert"]
+    names = ["synth", "prepare", *plugins, "evaluate", "predict", "export", "inspect"]
     commands = parser.add_subparsers(required=True, metavar="{" + ",".join(names) + "}")
     synth = commands.add_parser("synth", help="write a synthetic dataset in HaGRID's format")
     synth.add_argument("out_dir")
@@ -74,10 +74,6 @@ def _parser(plugins: list[str]) -> argparse.ArgumentParser:
     inspect.add_argument("uri", help=CHECKPOINT_HELP)
     _storage_options(inspect)
     inspect.set_defaults(handler=_inspect)
-    convert = commands.add_parser("convert", help="rewrite a schema-1 checkpoint into HaGRID's layout")
-    convert.add_argument("source", help="a schema-1 .pth file")
-    convert.add_argument("target", help="where to write the converted checkpoint")
-    convert.set_defaults(handler=_convert)
     return parser
 
 
@@ -234,24 +230,6 @@ def _inspect(args: argparse.Namespace) -> int:
     info = {"uri": resolved.uri, **{k: checkpoint.get(k) for k in keys}}
     info["progress"] = {k: v for k, v in (info["progress"] or {}).items() if k != "history"}
     print(json.dumps(info, indent=2, default=str))
-    return 0
-
-
-def _convert(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from handgesture.checkpoints.convert import convert_schema1
-    from handgesture.checkpoints.format import from_bytes, to_bytes
-    from handgesture.errors import CheckpointError
-    from handgesture.storage.local import atomic_target
-
-    source, target = Path(args.source), Path(args.target)
-    if not source.is_file():
-        raise CheckpointError(f"{source} does not exist (expected a schema-1 .pth checkpoint file)")
-    converted = convert_schema1(from_bytes(source.read_bytes(), str(source)), str(source))
-    with atomic_target(target) as temporary:
-        temporary.write_bytes(to_bytes(converted))
-    print(json.dumps({"converted": str(source), "to": str(target), "model_name": converted["model_name"]}))
     return 0
 
 

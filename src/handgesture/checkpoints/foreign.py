@@ -1,10 +1,10 @@
-"""Checkpoints in another schema than ours, read into it (or refused with the way forward):
+"""Checkpoints in another schema than ours, read into it (or refused, saying what was expected):
 
 - HaGRID's and the tutorial's `{state_dict, optimizer_state_dict, epoch, config}`: the architecture comes
   from the weights' keys and shapes (the tutorial's `config.model.name` can name another one), the classes
   from their config, and `epoch` is HaGRID's 0-based index of the last finished epoch. They hold no
   scheduler state and no step count: restoring fills both in (`handgesture.training.state`).
-- Our own schema 1 (before the HaGRID layout): refused, naming the command that converts it.
+- Any other schema version (our own from before HaGRID's layout, or from a newer release): refused.
 """
 
 from __future__ import annotations
@@ -26,13 +26,10 @@ def upgrade(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
     version = checkpoint.get("schema_version")
     if version == SCHEMA_VERSION:
         return checkpoint
-    if version is not None and version > SCHEMA_VERSION:
-        raise CheckpointError(f"{source} has schema version {version}, newer than ours ({SCHEMA_VERSION})")
-    if version == 1:
+    if version is not None:
         raise CheckpointError(
-            f"{source} is a schema-1 checkpoint of this pipeline, from before HaGRID's layout (other module "
-            "names, ImageNet-normalised input, leading hand left=0): convert it once with "
-            f"`handgesture convert {source} NEW.pth` and use NEW.pth"
+            f"{source} has checkpoint schema version {version}: expected version {SCHEMA_VERSION} (this "
+            "pipeline's, in HaGRID's module layout) or none (HaGRID's and the tutorial's own checkpoints)"
         )
     return from_hagrid(checkpoint, source)
 

@@ -23,7 +23,7 @@ import torch
 from handgesture.errors import CheckpointError
 from handgesture.storage import Store
 
-SCHEMA_VERSION = 2  # 2: HaGRID's module layout, input and leading-hand order (1: our own, before)
+SCHEMA_VERSION = 2  # 2: HaGRID's module layout, input and leading-hand order (1, our own before it: refused)
 SHAPE_FIELDS = ("model_name", "class_names", "image_size")
 # torch.load reads a file as its zip format exactly when it starts with a zip local header.
 ZIP_MAGIC = b"PK\x03\x04"

@@ -56,6 +56,18 @@ def test_an_unknown_layout_is_one_input_error_naming_file_found_and_expected(tmp
     assert isinstance(info.value, InputError) and len(message) < 600  # not torch's 12,000-character error
 
 
+@pytest.mark.parametrize("version", [1, 3])  # ours from before HaGRID's layout; a newer release's
+def test_another_schema_version_is_one_error_naming_the_file_and_the_expected_version(
+    tmp_path, capsys, version
+):
+    path = tmp_path / "old.pth"
+    torch.save({"schema_version": version, "state_dict": {}, "model_name": "ResNet18"}, path)
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path} has checkpoint schema version {version}: expected version 2")
+    assert err.count("\n") == 1
+
+
 def test_restoring_a_hagrid_checkpoint_starts_the_next_epoch_and_replays_the_schedule(tmp_path):
     path = tmp_path / "best_model.pth"
     write_hagrid_checkpoint(path, "MobileNetV3_small", epoch=0, config=SMALL)
