@@ -23,6 +23,7 @@ RUN pip install -r requirements.lock
 # The package, editable: configs/ stays beside the code, where the library looks for configs/default.yaml.
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY handgesture_cli ./handgesture_cli
 COPY flows ./flows
 COPY tasks ./tasks
 COPY configs ./configs

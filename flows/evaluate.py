@@ -9,8 +9,6 @@ evaluate -p checkpoint=...` runs it on a worker.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -44,26 +42,7 @@ def evaluate_hand_gesture_classifier(
     return evaluate_task(checkpoint, config, overrides or [], split, out)
 
 
-def main(argv: list[str] | None = None) -> EvaluationReport:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--config")
-    parser.add_argument("--split", choices=("test", "val"))
-    parser.add_argument("--out")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_intermixed_args(sys.argv[1:] if argv is None else argv)
-    from handgesture.cli import report_error
-    from handgesture.errors import InputError, StorageError
+if __name__ == "__main__":  # `python flows/evaluate.py ...` is `handgesture evaluate --flow ...`
+    from handgesture_cli.main import main
 
-    try:
-        report = evaluate_hand_gesture_classifier(
-            args.checkpoint, args.config, args.overrides, args.split, args.out
-        )
-    except (InputError, StorageError) as exc:
-        raise SystemExit(report_error(exc)) from None
-    print(json.dumps({"split": report.split, "weighted": report.weighted, "files": report.files}, indent=2))
-    return report
-
-
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main(["evaluate", "--flow", *sys.argv[1:]]))

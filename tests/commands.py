@@ -30,13 +30,20 @@ def split_env(command: str) -> tuple[dict[str, str], list[str]]:
     return env, words
 
 
-def run_flow_command(command: str, *extra: str):
-    """`python flows/train.py ...` in this process (the test's Prefect API), returning its RunSummary."""
-    from flows.train import main
+def train(argv: list[str]):
+    """`python flows/train.py ARGV` (that is `handgesture train ARGV`) in this process (the test's Prefect
+    API), its summary printed; returns its RunSummary (None on a node without rank 0). Bad input raises."""
+    from handgesture_cli.flow_commands import run_training
+    from handgesture_cli.main import parse
 
+    return run_training(parse(["train", *argv]))
+
+
+def run_flow_command(command: str, *extra: str):
+    """A printed `python flows/train.py ...` command, run by `train`."""
     env, words = split_env(command)
     assert not env and words[:2] == ["python", "flows/train.py"], command
-    return main(words[2:] + list(extra))
+    return train(words[2:] + list(extra))
 
 
 def run_cli_command(command: str, cwd: Path) -> str:

@@ -8,6 +8,8 @@ unreachable endpoint, a server error) are plain `StorageError`s and are retried.
 
 from __future__ import annotations
 
+import sys
+
 
 class InputError(Exception):
     """Bad input: the message names the input and what was expected. Never retried."""
@@ -58,3 +60,10 @@ class ChecksumMismatchError(StorageError, InputError): ...
 
 class ExportError(RuntimeError):
     """An exported model does not reproduce the PyTorch model's outputs (or could not be written)."""
+
+
+def report_error(error: Exception) -> int:
+    """One line instead of a traceback (Prefect has logged any details); the exit status: 2 for bad input,
+    1 for a failure that may pass."""
+    print(f"error: {error}", file=sys.stderr)
+    return 2 if isinstance(error, InputError) else 1

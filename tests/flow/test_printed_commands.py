@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard
+from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard, train
 from tests.flow.test_flow import _artifacts
 
 pytestmark = pytest.mark.slow
@@ -15,8 +15,6 @@ pytestmark = pytest.mark.slow
 def test_the_summary_and_report_commands_continue_the_run_and_open_tensorboard(
     prefect_harness, tiny_dataset, tmp_path, capsys
 ):
-    from flows.train import main
-
     overrides = [
         f"dataset.annotations={tiny_dataset['annotations']}",
         f"dataset.dataset={tiny_dataset['dataset']}",
@@ -26,7 +24,7 @@ def test_the_summary_and_report_commands_continue_the_run_and_open_tensorboard(
         "train_params.train_batch_size=16",
         "train_params.num_workers=0",
     ]
-    first = main(
+    first = train(
         ["--config", "configs/demo.yaml", "--epochs", "1", "--storage", str(tmp_path / "runs"), *overrides]
     )
     output = capsys.readouterr().out

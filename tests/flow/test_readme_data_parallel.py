@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset, tmp_path, monkeypatch):
-    from flows.train import main as train
     from prefect.settings import PREFECT_API_URL
+
+    from tests.commands import train
 
     monkeypatch.chdir(ROOT)
     test_only = [*tiny_dotlist(tiny_dataset), "train_params.epochs=1", f"storage.uri={tmp_path / 'runs'}"]

@@ -21,9 +21,9 @@ def readme_commands(section: str) -> list[list[str]]:
 
 
 def test_the_hagrid_section_runs_as_printed(prefect_harness, tiny_dataset, tmp_path, monkeypatch, capsys):
-    from flows.train import main as train
+    from handgesture_cli.main import main as handgesture
 
-    from handgesture.cli import main as handgesture
+    from tests.commands import train
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "hagrid/classifier/config").mkdir(parents=True)

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
+from handgesture_cli.main import main as handgesture
 
-from handgesture.cli import main as handgesture
 from tests.flow.test_readme_hagrid import README, readme_commands
 
 pytestmark = pytest.mark.slow

@@ -5,17 +5,15 @@ import json
 
 import pytest
 
-from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard
+from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard, train
 from tests.tiny import tiny_dotlist
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
 def test_printed_commands_of_an_s3_run(prefect_harness, tiny_dataset, s3_env, s3_bucket, capsys, tmp_path):
-    from flows.train import main
-
     overrides = [*tiny_dotlist(tiny_dataset), f"storage.endpoint_url={s3_env.endpoint_url}"]
-    first = main(
+    first = train(
         ["--config", "configs/demo.yaml", "--epochs", "1", "--storage", f"s3://{s3_bucket}/runs", *overrides]
     )
     output = capsys.readouterr().out

@@ -43,9 +43,8 @@ def test_the_image_installs_the_pinned_dependencies_and_the_package():
     lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
     assert lines.index("COPY requirements.lock ./") < lines.index("RUN pip install -r requirements.lock")
     assert "RUN pip install --no-deps -e . && handgesture --help > /dev/null" in lines
-    assert {"COPY src ./src", "COPY flows ./flows", "COPY tasks ./tasks", "COPY configs ./configs"} <= set(
-        lines
-    )
+    copied = {"src", "handgesture_cli", "flows", "tasks", "configs"}  # what the editable install needs
+    assert {f"COPY {name} ./{name}" for name in copied} <= set(lines)
     assert "WORKDIR /opt/handgesture" in lines  # where the image deployments' pull step changes into
     assert {".venv", "runs", "data"} <= set((ROOT / ".dockerignore").read_text().split())
 
@@ -80,7 +79,7 @@ def test_prefect_yaml_deploys_what_the_docs_list():
 
 
 def test_the_multi_node_job_trains_one_run_across_its_pods():
-    from flows.train import parse_args
+    from handgesture_cli.main import parse
 
     from handgesture.config import flow_overrides, load_config
 
@@ -89,7 +88,7 @@ def test_the_multi_node_job_trains_one_run_across_its_pods():
     pod = spec["template"]["spec"]
     [container] = pod["containers"]
     assert container["command"][:2] == ["handgesture", "train"]  # the flow, as `handgesture train` runs it
-    args = parse_args(container["command"][2:])
+    args = parse(container["command"][1:])
     config = load_config(None, flow_overrides(args.overrides, args.storage))  # every key valid
     params = config.train_params
     assert params.nnodes == spec["completions"] == spec["parallelism"] and config.storage.run_name

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from handgesture_cli.main import main
 
-from handgesture.cli import main
 from handgesture.inference import load_model
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import zlib
 
 import pytest
 import torch
+from handgesture_cli.main import main
 
 from handgesture.checkpoints.format import (
     HARMLESS_BYTES,
@@ -21,7 +22,6 @@ from handgesture.checkpoints.format import (
     size_limits,
     to_bytes,
 )
-from handgesture.cli import main
 from handgesture.errors import CheckpointError
 from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS
 from handgesture.models import ARCHITECTURES, build_model

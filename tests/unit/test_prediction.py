@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from handgesture_cli.main import main
 from PIL import Image
 
-from handgesture.cli import main
 from handgesture.data.annotations import read_annotations
 from handgesture.data.dataset import HandCropDataset
 from handgesture.errors import DataError

@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
+from handgesture_cli.main import main
 
 from handgesture.checkpoints.locate import resolve_checkpoint
-from handgesture.cli import main
 from handgesture.config import load_config
 from handgesture.errors import CheckpointError, InputError
 from handgesture.inference import load_model

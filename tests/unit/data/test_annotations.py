@@ -241,7 +241,7 @@ def test_deeply_nested_json_is_one_line_naming_the_file(tmp_path, text):
 
 
 def test_the_prepare_command_reports_deeply_nested_annotations_with_status_2(tmp_path, capsys):
-    from handgesture.cli import main
+    from handgesture_cli.main import main
 
     # Every target has its file, so nothing is logged: after other tests, a Prefect log handler bound to an
     # earlier test's (closed) stderr would print a "Logging error" here.

@@ -5,8 +5,8 @@ import logging
 import shutil
 
 import pytest
+from handgesture_cli.main import main
 
-from handgesture.cli import main
 from handgesture.data.annotations import read_annotations
 from handgesture.data.cache import open_cache, prepare_cache
 from handgesture.data.cache_share import CacheShare

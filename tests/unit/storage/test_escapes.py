@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from handgesture_cli.main import main
 
 from handgesture.checkpoints.best import read_best
 from handgesture.checkpoints.locate import resolve_checkpoint
-from handgesture.cli import main
 from handgesture.errors import CheckpointError, InputError, InvalidStorageURIError, StorageError
 from handgesture.storage import open_store
 
