@@ -43,8 +43,8 @@ def train_hand_gesture_classifier(
     flow run trains rank 0 and publishes the run.
 
     Args:
-        config: Config YAML merged over configs/default.yaml (not read when resuming: a resume continues
-            its checkpoint's own config).
+        config: Config YAML merged over configs/default.yaml. A resume continues its checkpoint's recipe
+            (model, data, optimizer, schedule); storage, devices and caches still come from this file.
         overrides: Dotlist overrides, e.g. ["train_params.epochs=3", "model.name=ResNet18"]; applied on top of
             a resumed checkpoint's config too.
         resume: Where to continue from: a checkpoint (local path, file://..., s3://bucket/.../x.pth); a run
@@ -53,10 +53,10 @@ def train_hand_gesture_classifier(
             current best). Empty: start fresh.
         storage: Where runs go: a local folder, file://... or s3://bucket/prefix.
     """
-    resolved = load_config_task(config, overrides, storage, resume)
+    resolved, start = load_config_task(config, overrides, storage, resume)  # the resume, resolved once
     persist_results_with(resolved)
     prepared = prepare_data_task(resolved)
-    summary = train_task(resolved, prepared, resume or None)
+    summary = train_task(resolved, prepared, start)
     if summary is None:  # a node of a multi-node run without rank 0
         return None
     return persist_task(resolved, summary)
