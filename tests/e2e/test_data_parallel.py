@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from handgesture.errors import CheckpointError, ConfigError
+from handgesture.errors import ConfigError
 from handgesture.evaluation import evaluate_checkpoint
 from handgesture.training import run_training
+from handgesture.training.distributed import RankInputError
 from tests.unit.training.test_resume import assert_identical, final_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,7 +171,7 @@ def test_a_killed_rank_fails_the_run_and_a_rerun_continues_from_its_last_checkpo
 
 def test_bad_input_on_a_rank_reaches_the_caller_as_bad_input(tiny_config, tmp_path):
     missing = tmp_path / "nowhere" / "best_model.pth"
-    with pytest.raises(CheckpointError, match=f"rank 0: .*{missing}"):
+    with pytest.raises(RankInputError, match=f"^rank 0: .*{missing}"):
         run_training(tiny_config(TWO), resume=str(missing))  # raised in rank 0's process, not retried
     with pytest.raises(ConfigError, match="sync_bn=true needs CUDA devices"):
         run_training(tiny_config(TWO, "train_params.sync_bn=true", "device=cpu"))

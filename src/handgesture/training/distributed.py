@@ -3,8 +3,8 @@
 `train_params.devices=N` (or `auto`: every visible GPU) starts N ranks on this node, `train_params.nnodes`
 nodes meet at `train_params.rdzv_endpoint` (torchrun's c10d rendezvous). Each rank runs
 `handgesture.training.run.run_rank`; rank 0's summary is the run's. A failed rank fails the launch, and the
-error that reaches the caller is the rank's own when it is one of ours (bad input stays bad input, so the
-task does not retry it; a SIGTERM stop stays `TrainingPreempted`).
+error that reaches the caller carries the rank's own message when the library raised it: a `RankInputError`
+when it was bad input (so the task does not retry it), else a `RankFailedError` (a SIGTERM stop, a crash).
 
 Each rank writes its own error to a folder the launcher reads, because torchrun reports the first failure
 *it notices*: when rank 0 stops on bad input, rank 1 fails too (its connection to rank 0 is gone), and
@@ -44,6 +44,14 @@ HANDSHAKE_TIMEOUT_S = 5.0  # a c10d store answers in milliseconds, even across a
 PROBE_PROCESS_TIMEOUT_S = 120.0  # the probe's own deadline, plus importing torch on a loaded machine
 PROBE = Path(__file__).with_name("launch_probe.py")
 DEFAULT_RDZV_PORT = 29400  # torchrun's, for an endpoint given without a port
+
+
+class RankInputError(InputError):
+    """A rank of a data-parallel run stopped on bad input; the message is the rank's own. Never retried."""
+
+
+class RankFailedError(RuntimeError):
+    """A rank of a data-parallel run failed (stopped on SIGTERM, crashed); a retry continues the run."""
 
 
 def devices_per_node(config: Config) -> int:
@@ -151,39 +159,31 @@ def _store_handshake(host: str, port: int) -> str | None:
 
 
 def _recording(reports: str, rank_main: Callable[..., Any], *args: Any) -> Any:
-    """One rank: `rank_main(*args)`, its error written to `reports/rank-<r>.json` on the way out."""
+    """One rank: `rank_main(*args)`. An error the library raised (bad input, a SIGTERM stop) is written to
+    `reports/rank-<r>.json` on the way out, as data: whether it is bad input, and its message. Others (a
+    rank's lost connection to a rank that stopped) are left to torchrun's report."""
     try:
         return rank_main(*args)
     except Exception as exc:
-        record = {"type": type(exc).__name__, "message": str(exc)}
-        (Path(reports) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))
+        if type(exc).__module__.startswith("handgesture."):
+            record = {"input_error": isinstance(exc, InputError), "message": str(exc)}
+            (Path(reports) / f"rank-{os.environ['RANK']}.json").write_text(json.dumps(record))
         raise
 
 
 def rank_error(exc: ChildFailedError, errors: Path) -> Exception:
-    """The lowest rank's error of our own (an InputError, `TrainingPreempted`, ...) as its own class, else
-    torchrun's first failure as a RuntimeError."""
-    ours = [c for c in _subclasses(Exception) if c.__module__.startswith("handgesture")]
-    known = {cls.__name__: cls for cls in ours if issubclass(cls, InputError | RuntimeError)}
-    for path in sorted(errors.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1])):
-        record = json.loads(path.read_text())
-        if record["type"] in known:
-            try:
-                return known[record["type"]](f"{path.stem.replace('-', ' ')}: {record['message']}")
-            except TypeError:  # a class that takes more than a message
-                continue
+    """The lowest rank's recorded error (`RankInputError` for bad input, else `RankFailedError`), else
+    torchrun's first failure as a `RankFailedError`."""
+    recorded = sorted(errors.glob("rank-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    if recorded:
+        record = json.loads(recorded[0].read_text())
+        error = RankInputError if record["input_error"] else RankFailedError
+        return error(f"{recorded[0].stem.replace('-', ' ')}: {record['message']}")
     rank, failure = exc.get_first_failure()
     message = failure.message if isinstance(failure.message, str) else failure.message.get("message", "")
     if not message or message.startswith("To enable traceback"):  # the rank died without a Python error
         message = f"exit code {failure.exitcode} (a negative code is the signal that killed it)"
-    return RuntimeError(f"data-parallel training failed on rank {rank}: {message}")
-
-
-def _subclasses(cls: type) -> list[type]:
-    found = [cls]
-    for sub in cls.__subclasses__():
-        found += _subclasses(sub)
-    return found
+    return RankFailedError(f"data-parallel training failed on rank {rank}: {message}")
 
 
 def _free_port() -> int:
