@@ -213,7 +213,7 @@ MUTANTS = [
         "src/handgesture/checkpoints/run_folder.py",
         (
             edit(
-                "        self.lease = RunLease(store, owner) if owner else None\n",
+                "        self.lease = RunLease(self.store, self.owner) if self.owner else None\n",
                 "        self.lease = None\n",
             ),
         ),

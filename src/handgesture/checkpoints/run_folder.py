@@ -46,13 +46,21 @@ class Retention:
     protected: set[str] = field(default_factory=set)  # keys never deleted (the checkpoint a run resumed from)
 
 
+class RunFolderNotOpenError(RuntimeError):
+    """A write on a run folder that was not opened for writing (or was closed since)."""
+
+
 class RunFolder:
     """Commits checkpoints into one run's folder of a store and keeps its manifest.
 
-    With an `owner`, the folder is leased to it first (lease.py: a second writer fails at once), and what a
-    stopped writer left behind is finished or removed: spooled uploads go up in order, temp files go, and
-    checkpoints the manifest does not name (deletions a crash cut short) are deleted. Call `close()` when
-    done: with a remote store it waits until every upload is confirmed, then gives the lease back.
+    Constructing one only records where and how it will write: nothing is read, written or started.
+    `open_for_writing()` is the step that makes it a writer: with an `owner`, the folder is leased to it first
+    (lease.py: a second writer fails at once; a heartbeat thread renews the lease), and what a stopped writer
+    left behind is finished or removed: spooled uploads go up in order, temp files go, and checkpoints the
+    manifest does not name (deletions a crash cut short) are deleted. Then the manifest is read and, for a
+    remote store, the background uploader starts. `close()` is the matching end: with a remote store it waits
+    until every upload is confirmed, then gives the lease back. Reading a run folder needs no opening:
+    `read_manifest(store)`.
     """
 
     def __init__(
@@ -66,20 +74,52 @@ class RunFolder:
         root_digest = hashlib.sha256(store.root.encode()).hexdigest()[:16]
         self.spool_dir = spool_dir or Path(tempfile.gettempdir()) / "handgesture-spool" / root_digest
         self.retention = retention or Retention()
+        self.owner = owner
+        self.lease: RunLease | None = None
+        self.uploader: BackgroundUploader | None = None
+        self._manifest: dict[str, Any] | None = None
+        self._open = False
+
+    def open_for_writing(self) -> RunFolder:
+        """Lease the folder (with an owner), finish what a stopped writer left, read the manifest and start
+        the uploader (remote stores); returns this folder. Pair it with `close()`."""
+        if self._open:
+            raise RuntimeError(f"run folder {self.uri} is already open for writing")
         # Remote stores upload in the background from a local spool, in commit order (see uploader.py).
-        remote = store.local_path(MANIFEST) is None
-        self.lease = RunLease(store, owner) if owner else None
+        remote = self.store.local_path(MANIFEST) is None
+        self.lease = RunLease(self.store, self.owner) if self.owner else None
         if self.lease:
             self.lease.acquire()
-            try:
+        try:
+            if self.lease:
                 self._finish_what_was_left(remote)
-            except BaseException:
+            manifest = read_manifest(self.store)
+            self._manifest = manifest or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
+            if self.lease:
+                self._delete_orphans()
+        except BaseException:
+            if self.lease:
                 self.lease.release()
-                raise
-        self.manifest = read_manifest(store) or {"version": MANIFEST_VERSION, "checkpoints": [], "best": None}
-        if self.lease:
-            self._delete_orphans()
-        self.uploader = BackgroundUploader(store, self.spool_dir) if remote else None
+            raise
+        self.uploader = BackgroundUploader(self.store, self.spool_dir) if remote else None
+        self._open = True
+        return self
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The manifest as this writer keeps it (read by `open_for_writing()`)."""
+        if self._manifest is None:
+            raise RunFolderNotOpenError(
+                f"run folder {self.uri} was never opened, so its manifest was not read: call "
+                "open_for_writing() first, or read_manifest(store) to read it without writing"
+            )
+        return self._manifest
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RunFolderNotOpenError(
+                f"run folder {self.uri} is not open for writing: call open_for_writing() first"
+            )
 
     def _finish_what_was_left(self, remote: bool) -> None:
         if remote:
@@ -104,6 +144,7 @@ class RunFolder:
     def commit(self, checkpoint: dict[str, Any], *, is_best: bool) -> dict[str, Any]:
         """Write the checkpoint (and best_model.pth and best_weights.pth), then the manifest: visible only
         once complete."""
+        self._check_open()
         if self.lease:
             self.lease.check()
         data = to_bytes(checkpoint)
@@ -158,6 +199,7 @@ class RunFolder:
             self.uploader.delete(key)
 
     def put_file(self, local_path: Path, key: str) -> None:
+        self._check_open()
         if self.uploader is None:
             self.store.put_file(local_path, key)
         else:
@@ -165,7 +207,10 @@ class RunFolder:
 
     def close(self, timeout: float) -> None:
         """Wait for queued uploads (remote stores); fails naming the local copies kept if they cannot go.
-        The lease is given back either way."""
+        The lease is given back either way. A folder that is not open has nothing to wait for or give back."""
+        if not self._open:
+            return
+        self._open = False
         try:
             if self.uploader is not None:
                 self.uploader.close(timeout)
@@ -174,19 +219,23 @@ class RunFolder:
                 self.lease.release()
 
     def write_manifest(self, **extra: Any) -> None:
+        self._check_open()
         self.manifest.update(extra)
         self._put(write_record(self.manifest), [MANIFEST])
 
     def write_text(self, key: str, text: str) -> None:
+        self._check_open()
         self._put(text.encode(), [key])
 
     def tensorboard_dir(self) -> Path:
         """Where event files go: in place for a local store, else a local folder synced each epoch."""
+        self._check_open()
         local = self.store.local_path(TENSORBOARD)
         return local if local is not None else Path(tempfile.mkdtemp(prefix="handgesture-tb-"))
 
     def sync_tensorboard(self, log_dir: Path) -> None:
         """Queue `log_dir`'s event files for a remote run folder (a local store already has them in place)."""
+        self._check_open()
         if self.store.local_path(TENSORBOARD) is not None:
             return
         for path in sorted(log_dir.rglob("*")):

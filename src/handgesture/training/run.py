@@ -196,7 +196,8 @@ def set_up(
     flow_run_id: str | None,
     cluster: Cluster = SINGLE,
 ) -> TrainingRun:
-    """Seeds, device, loaders, trainer and the run's folder (nothing is written to it yet; rank 0's only)."""
+    """Seeds, device, loaders, trainer and the run's folder, opened for writing (leased, what a stopped
+    writer left finished; nothing of this run is written to it yet; rank 0's only)."""
     seed_everything(config.random_state, config.deterministic)
     device = cluster.device if cluster.distributed else pick_device(config.device)
     data = build_data(config, device, prepared, cluster)
@@ -210,7 +211,7 @@ def set_up(
         )
     trainer = build_trainer(config, device, steps_per_epoch, cluster)
     name = run_name or config.storage.run_name or new_run_name()
-    folder = _run_folder(config, name, flow_run_id) if cluster.is_main else None
+    folder = _run_folder(config, name, flow_run_id).open_for_writing() if cluster.is_main else None
     return TrainingRun(
         config, name, data, trainer, TrainingState(trainer, config, steps_per_epoch), folder, steps_per_epoch
     )

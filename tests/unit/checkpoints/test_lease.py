@@ -152,7 +152,7 @@ def test_a_lease_of_a_process_on_this_host_that_is_gone_is_taken_over_at_once(st
 
 
 def test_a_writer_whose_lease_was_taken_stops_before_its_next_commit(store):
-    folder = RunFolder(store, owner="flow-run-first")
+    folder = RunFolder(store, owner="flow-run-first").open_for_writing()
     folder.commit(fake_checkpoint(1, 0.5), is_best=True)
     _, version = store.read_versioned(LEASE)
     stolen = {"owner": "flow-run-other", "host": "elsewhere", "pid": 1, "renewed_at": 9e12, "ttl": 60}
@@ -167,7 +167,7 @@ def test_a_writer_whose_lease_was_taken_stops_before_its_next_commit(store):
 
 
 def test_opening_a_folder_finishes_what_a_killed_writer_left(store, tmp_path):
-    folder = RunFolder(store, owner="first", spool_dir=tmp_path / "spool")
+    folder = RunFolder(store, owner="first", spool_dir=tmp_path / "spool").open_for_writing()
     folder.commit(fake_checkpoint(1, 0.5), is_best=True)
     folder.close(timeout=60)
     store.put_bytes(b"torn", "checkpoints/e0009-s00000099.pth")  # written; its manifest never was (kill -9)
@@ -175,7 +175,7 @@ def test_opening_a_folder_finishes_what_a_killed_writer_left(store, tmp_path):
         (tmp_path / "runs" / "checkpoints" / ".e0002.pth.abc.partial").write_bytes(b"half")
     else:  # a remote folder: a committed checkpoint that only reached the local spool
         spooled = _spool(tmp_path / "spool", store, fake_checkpoint(12, 0.9))
-    reopened = RunFolder(store, owner="second", spool_dir=tmp_path / "spool")
+    reopened = RunFolder(store, owner="second", spool_dir=tmp_path / "spool").open_for_writing()
     keys = store.list()
     assert "checkpoints/e0009-s00000099.pth" not in keys  # no manifest entry names it: never committed
     assert not [k for k in keys if k.endswith(".partial")]
@@ -215,3 +215,18 @@ def test_a_full_spool_disk_names_only_copies_that_exist(tmp_path, monkeypatch):
     with pytest.raises(StorageError) as info:
         uploader.check()
     assert "local copies kept until uploaded: none" in str(info.value)
+
+
+def test_constructing_a_run_folder_leaves_a_dead_writers_folder_as_it_was(store, tmp_path):
+    """Only `open_for_writing()` takes the lease and cleans up: constructing touches and starts nothing."""
+    store.put_bytes(b"torn", "checkpoints/e0009-s00000099.pth")  # what a killed writer left
+    before = {key: store.get_bytes(key) for key in store.list()}
+    threads = set(threading.enumerate())
+    folder = RunFolder(store, owner="second", spool_dir=tmp_path / "spool")
+    assert {key: store.get_bytes(key) for key in store.list()} == before  # no lease.json, no clean-up
+    assert set(threading.enumerate()) == threads  # no heartbeat, no uploader
+    assert folder.lease is None and folder.uploader is None and not (tmp_path / "spool").exists()
+    folder.open_for_writing()
+    assert LEASE in store.list() and "checkpoints/e0009-s00000099.pth" not in store.list()
+    folder.close(timeout=60)
+    assert store.list() == []

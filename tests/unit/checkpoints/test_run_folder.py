@@ -2,13 +2,20 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from handgesture.checkpoints.format import to_bytes
-from handgesture.checkpoints.run_folder import Retention, RunFolder, manifest_entry, read_manifest
+from handgesture.checkpoints.run_folder import (
+    Retention,
+    RunFolder,
+    RunFolderNotOpenError,
+    manifest_entry,
+    read_manifest,
+)
 from handgesture.storage import open_store
 
 
@@ -20,7 +27,9 @@ def fake_checkpoint(step: int, f1: float | None) -> dict:
 
 def test_retention_keeps_last_n_best_k_and_the_protected_one(tmp_path):
     store = open_store(str(tmp_path / "run"))
-    run = RunFolder(store, Retention(keep_last=2, keep_best=1, protected={"checkpoints/e0000-s00000001.pth"}))
+    run = RunFolder(
+        store, Retention(keep_last=2, keep_best=1, protected={"checkpoints/e0000-s00000001.pth"})
+    ).open_for_writing()
     scores = {1: None, 10: 0.5, 15: None, 20: 0.9, 25: None, 30: 0.7, 35: None}
     for step, f1 in scores.items():
         run.commit(fake_checkpoint(step, f1), is_best=False)
@@ -39,7 +48,7 @@ def test_manifest_records_sha256_and_size_and_best_pointer(tmp_path):
     import hashlib
 
     store = open_store(str(tmp_path / "run"))
-    run = RunFolder(store)
+    run = RunFolder(store).open_for_writing()
     checkpoint = fake_checkpoint(10, 0.8)
     entry = run.commit(checkpoint, is_best=True)
     data = to_bytes(checkpoint)
@@ -80,7 +89,9 @@ def test_commit_writes_the_checkpoint_then_the_best_files_then_a_manifest_naming
     from tests.recording import RecordingStore
 
     store = RecordingStore(tmp_path / "run", remote=remote)
-    run = RunFolder(store, Retention(keep_last=1, keep_best=1), spool_dir=tmp_path / "spool")
+    run = RunFolder(
+        store, Retention(keep_last=1, keep_best=1), spool_dir=tmp_path / "spool"
+    ).open_for_writing()
     for step, f1 in ((10, 0.5), (20, 0.7), (30, 0.6)):
         run.commit(fake_checkpoint(step, f1), is_best=f1 == 0.7 or step == 10)
     run.close(timeout=60)
@@ -98,7 +109,7 @@ def test_commit_writes_the_checkpoint_then_the_best_files_then_a_manifest_naming
 
 def test_the_best_weights_file_holds_the_best_checkpoints_weights_alone_and_verifies(tmp_path):
     store = open_store(str(tmp_path / "run"))
-    run = RunFolder(store, Retention(keep_last=1, keep_best=1))
+    run = RunFolder(store, Retention(keep_last=1, keep_best=1)).open_for_writing()
     run.commit(fake_checkpoint(10, 0.5), is_best=True)
     run.commit(fake_checkpoint(20, 0.4), is_best=False)
     entry = run.manifest["best_weights"]
@@ -111,3 +122,55 @@ def test_the_best_weights_file_holds_the_best_checkpoints_weights_alone_and_veri
     )
     assert manifest_entry(read_manifest(store), "best_weights.pth") == entry  # what a resolve verifies by
     assert torch.equal(slim["state_dict"]["w"], fake_checkpoint(10, 0.5)["state_dict"]["w"])
+
+
+class _NoIO:
+    """A store that fails on anything but naming its root."""
+
+    root = "file:///nowhere/run"
+
+    def __getattr__(self, name):
+        raise AssertionError(f"constructing a RunFolder called store.{name}")
+
+
+def test_constructing_a_run_folder_calls_nothing_on_its_store():
+    folder = RunFolder(_NoIO(), Retention(keep_last=1), owner="flow-run-x")
+    assert folder.uri == "file:///nowhere/run" and folder.owner == "flow-run-x"
+    folder.close(timeout=1)  # never opened: nothing to wait for or give back
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda run: run.commit(fake_checkpoint(10, 0.5), is_best=True),
+        lambda run: run.write_manifest(run="x"),
+        lambda run: run.write_text("config.yaml", "a: 1"),
+        lambda run: run.put_file(Path(__file__), "notes.txt"),
+        lambda run: run.tensorboard_dir(),
+        lambda run: run.manifest,
+    ],
+    ids=["commit", "write_manifest", "write_text", "put_file", "tensorboard_dir", "manifest"],
+)
+def test_a_write_on_a_folder_that_was_not_opened_is_an_error_naming_it(tmp_path, write):
+    store = open_store(str(tmp_path / "run"))
+    run = RunFolder(store)
+    with pytest.raises(RunFolderNotOpenError, match=re.escape(store.root)) as info:
+        write(run)
+    assert "call open_for_writing() first" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_closed_folder_is_read_but_not_written_until_opened_again(tmp_path):
+    run = RunFolder(open_store(str(tmp_path / "run"))).open_for_writing()
+    with pytest.raises(RuntimeError, match="already open"):
+        run.open_for_writing()
+    run.commit(fake_checkpoint(10, 0.5), is_best=True)
+    run.close(timeout=60)
+    assert run.manifest["best"]["source"] == "checkpoints/e0001-s00000010.pth"  # what a summary reads
+    with pytest.raises(RunFolderNotOpenError, match="not open for writing"):
+        run.commit(fake_checkpoint(20, 0.6), is_best=True)
+    run.open_for_writing().commit(fake_checkpoint(20, 0.6), is_best=True)
+    run.close(timeout=60)
+    assert [e["key"] for e in read_manifest(run.store)["checkpoints"]][
+        -1
+    ] == "checkpoints/e0002-s00000020.pth"
