@@ -53,6 +53,12 @@ def metrics_table(result: RunSummary) -> list[dict[str, Any]]:
     return [{column: _fmt(row.get(column)) for column in TABLE_COLUMNS} for row in result.history]
 
 
+def checkpoints_table(result: RunSummary) -> list[dict[str, str]]:
+    """The run's folder and its last and best checkpoints, one row each: their URIs as data."""
+    rows = (("run", result.run_uri), ("last", result.last_checkpoint), ("best", result.best_checkpoint))
+    return [{"kind": kind, "uri": uri} for kind, uri in rows if uri]
+
+
 def render_report(result: RunSummary, model_name: str) -> str:
     best = result.best_or_last
     lines = [

@@ -367,12 +367,12 @@ def test_resume_from_prefect_flow_run_reference(flow_run, tiny_dataset, tiny_con
 
 
 def test_flow_results_are_persisted_in_the_runs_bucket(flow_run, s3_env: MotoServer, bucket: str):
-    from handgesture.checkpoints.prefect_refs import _read_result
+    from handgesture.checkpoints.prefect_refs import read_summary
 
     results = [key for key in s3_keys(s3_env, bucket) if key.startswith("runs/prefect-results/")]
     assert results, f"no persisted results under s3://{bucket}/runs/prefect-results/"
-    found = _read_result(flow_run["id"], "test")  # read back through the API and the saved S3Bucket block
-    assert found == {"last": flow_run["result"].last_checkpoint, "best": flow_run["result"].best_checkpoint}
+    found = read_summary(flow_run["id"])  # read back through the API and the saved S3Bucket block
+    assert found == flow_run["result"]
 
 
 # -- 4. credentials from saved blocks ---------------------------------------------------------------------
