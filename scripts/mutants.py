@@ -518,6 +518,18 @@ MUTANTS = [
             ),
         ),
     ),
+    Mutant(
+        "the train task resolves the resume request again",
+        "One start point",
+        "src/handgesture/training/resume.py",
+        (edit("    opened = open_start(resume, s3)\n", "    opened = resolve_checkpoint(resume.request, s3)\n"),),
+    ),
+    Mutant(
+        "a start point's file loaded without its sha256",
+        "One start point",
+        "src/handgesture/checkpoints/start.py",
+        (edit("sha256=start.sha256, pinned_by=", "pinned_by="),),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 

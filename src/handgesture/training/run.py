@@ -22,8 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from handgesture.checkpoints.lease import default_owner
 from handgesture.checkpoints.run_folder import Retention, RunFolder, run_uri
+from handgesture.checkpoints.start import StartPoint
 from handgesture.cluster import SINGLE, Cluster
-from handgesture.config import Config, config_hash, from_dict, to_dict, to_yaml
+from handgesture.config import Config, config_hash, to_yaml
 from handgesture.data.loaders import DataBundle, build_data
 from handgesture.data.prepare import PreparedData, prepare_data
 from handgesture.errors import ConfigError, DataError, StorageError
@@ -34,7 +35,7 @@ from handgesture.training.committer import Committer, stop_on_sigterm
 from handgesture.training.distributed import is_data_parallel, launch
 from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit, settle
 from handgesture.training.progress_bars import ProgressBars
-from handgesture.training.resume import start_point
+from handgesture.training.resume import request_of, start_point
 from handgesture.training.setup import (
     build_trainer,
     global_batch_size,
@@ -52,7 +53,7 @@ EpochCallback = Callable[[Progress, dict[str, float]], None]
 def run_training(
     config: Config,
     *,
-    resume: str | None = None,
+    resume: str | StartPoint | None = None,
     run_name: str | None = None,
     flow_run_id: str | None = None,
     prepared: PreparedData | None = None,
@@ -62,7 +63,9 @@ def run_training(
     """Train per `config` on the `prepared` data (prepared here when not given).
 
     A run folder that already holds committed checkpoints (a retried task, a re-run flow run, a restarted
-    process) continues from its own newest one; otherwise `resume`, when given, is where training starts.
+    process) continues from its own newest one; otherwise `resume`, when given, is where training starts:
+    a start point resolved at a flow's edge (`resume.run_plan`), or a URI (as `--resume` takes) that rank 0
+    resolves.
     The run folder is leased to this run (or this flow run) until it finishes. A data-parallel run launches
     this node's ranks here and returns rank 0's summary (None on the other nodes of a multi-node run).
     `on_epoch(progress, metrics)` is called after each epoch of a single-process run; a data-parallel run
@@ -75,20 +78,19 @@ def run_training(
     if config.train_params.nnodes > 1 and not (run_name or config.storage.run_name):
         raise ConfigError("train_params.nnodes > 1 needs storage.run_name: every node must write one run")
     name = run_name or config.storage.run_name or new_run_name()
-    args = (to_dict(config), resume, name, flow_run_id, prepared, show_progress)
+    args = (config, resume, name, flow_run_id, prepared, show_progress)
     return launch(config, name, _rank_main, *args)
 
 
-def _rank_main(config: dict, resume, run_name, flow_run_id, prepared, show_progress) -> RunSummary | None:
+def _rank_main(config: Config, resume, run_name, flow_run_id, prepared, show_progress) -> RunSummary | None:
     """One rank of a data-parallel run, in a process of its own that torchrun's launcher started."""
-    cfg = from_dict(config)
-    device = rank_device(cfg, int(os.environ["LOCAL_RANK"]))
+    device = rank_device(config, int(os.environ["LOCAL_RANK"]))
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         cluster = Cluster.from_env(device)
-        return run_rank(cfg, cluster, resume, run_name, flow_run_id, prepared, None, show_progress)
+        return run_rank(config, cluster, resume, run_name, flow_run_id, prepared, None, show_progress)
     finally:
         dist.destroy_process_group()
 
@@ -96,7 +98,7 @@ def _rank_main(config: dict, resume, run_name, flow_run_id, prepared, show_progr
 def run_rank(
     config: Config,
     cluster: Cluster,
-    resume: str | None,
+    resume: str | StartPoint | None,
     run_name: str | None,
     flow_run_id: str | None,
     prepared: PreparedData,
@@ -109,7 +111,7 @@ def run_rank(
     try:
         if cluster.is_main:
             parent = start_point(run.state, config, run.folder, resume)
-            run.begin(parent, flow_run_id, resume)
+            run.begin(parent, flow_run_id, request_of(resume))
         share_start(run)
         metrics = train(run, on_epoch, show_progress and cluster.is_main)
     finally:
