@@ -110,7 +110,39 @@ class OptimizerConfig:
 class SchedulerConfig:
     start_factor: float = doc(0.001, "linear warm-up from lr * start_factor ...")
     warmup_steps: int = doc(100, "... over this many steps")
-    cosine: bool = doc(False, "then cosine decay to the last epoch")
+    name: str = doc(
+        "none",
+        "then: none (the rate stays), CosineAnnealingLR (to the last\n"
+        "epoch), StepLR or ReduceLROnPlateau",
+    )
+    cosine: bool = doc(False, "older spelling of name=CosineAnnealingLR")
+    step_size: int = doc(1, "StepLR: epochs between decays ...")
+    gamma: float = doc(0.1, "... each multiplying the rate by gamma")
+    mode: str = doc(
+        "min",
+        "ReduceLROnPlateau, stepped once per epoch on the epoch's mean\n"
+        "training loss (HaGRID v2's): min or max ...",
+    )
+    factor: float = doc(0.1, "... the rate times factor ...")
+    patience: int = doc(10, "... after this many epochs without improvement ...")
+    threshold: float = doc(0.0001, "... by more than threshold ...")
+    threshold_mode: str = doc("rel", "... relative (rel) or absolute (abs) ...")
+    cooldown: int = doc(0, "... then this many epochs without a reduction ...")
+    min_lr: float = doc(0.0, "... and never below min_lr")
+
+    @property
+    def schedule(self) -> str:
+        """The schedule after the warm-up, `cosine=true` (the older spelling) included."""
+        return "CosineAnnealingLR" if self.cosine and self.name == "none" else self.name
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """HaGRID v2's rule: stop when `epochs` epochs have passed since the best validation gesture F1, an
+    epoch counting as the best only when it beats the best before it by more than `metric`."""
+
+    epochs: int = doc(0, "stop after this many epochs without improvement (0: never) ...")
+    metric: float = doc(0.0, "... by more than this much validation gesture F1")
 
 
 @dataclass
@@ -130,6 +162,7 @@ class TrainParams:
     nnodes: int = doc(1, "nodes of a data-parallel run ...")
     rdzv_endpoint: str | None = doc(None, "... and where they meet: host:port on node 0")
     sync_bn: bool = doc(False, "SyncBatchNorm across the ranks")
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass

@@ -14,6 +14,8 @@ from handgesture.errors import ConfigError
 from handgesture.models import ARCHITECTURES
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+# What follows the warm-up (`scheduler.name`); `training/setup.build_schedule` builds each.
+SCHEDULERS = ("none", "CosineAnnealingLR", "StepLR", "ReduceLROnPlateau")
 AVERAGES = ("weighted", "macro", "micro")
 METRICS = ("accuracy", "f1_score", "precision", "recall")
 MAX_IMAGE_SIDE = 4096
@@ -56,6 +58,18 @@ RULES = [
     _rule("optimizer.weight_decay", "a finite number >= 0", lambda v: _finite(v) and v >= 0),
     _rule("scheduler.start_factor", "in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
     _rule("scheduler.warmup_steps", ">= 0", lambda v: v >= 0),
+    _rule("scheduler.name", f"one of {list(SCHEDULERS)}", lambda v: v in SCHEDULERS),
+    _rule("scheduler.step_size", ">= 1", lambda v: v >= 1),
+    _rule("scheduler.gamma", "in (0, 1]", lambda v: _finite(v) and 0 < v <= 1),
+    _rule("scheduler.mode", "min or max", lambda v: v in ("min", "max")),
+    _rule("scheduler.factor", "in (0, 1)", lambda v: _finite(v) and 0 < v < 1),
+    _rule("scheduler.patience", ">= 0", lambda v: v >= 0),
+    _rule("scheduler.threshold", "a finite number >= 0", lambda v: _finite(v) and v >= 0),
+    _rule("scheduler.threshold_mode", "rel or abs", lambda v: v in ("rel", "abs")),
+    _rule("scheduler.cooldown", ">= 0", lambda v: v >= 0),
+    _rule("scheduler.min_lr", "a finite number >= 0", lambda v: _finite(v) and v >= 0),
+    _rule("train_params.early_stopping.epochs", ">= 0 (0: off)", lambda v: v >= 0),
+    _rule("train_params.early_stopping.metric", "in [0, 1)", lambda v: _finite(v) and 0 <= v < 1),
     _rule("dataset.val_fraction", "in (0, 1)", lambda v: _finite(v) and 0 < v < 1),
     _rule("dataset.subset", "-1 (all) or > 0", lambda v: v == -1 or v > 0),
     _rule("dataset.cache_format", "raw or jpeg", lambda v: v in ("raw", "jpeg")),
@@ -137,6 +151,11 @@ def validate(config) -> None:
         value = config_value(config, key)
         if not ok(value):
             raise ConfigError(f"{key} must be {expected}, got {_shown(key, value)}")
+    if config.scheduler.cosine and config.scheduler.name not in ("none", "CosineAnnealingLR"):
+        raise ConfigError(
+            f"scheduler.cosine=true and scheduler.name={config.scheduler.name!r} name two schedules: "
+            "expected one (cosine is the older spelling of name=CosineAnnealingLR)"
+        )
     if config.checkpoint.keep_last + config.checkpoint.keep_best < 1:
         raise ConfigError(
             "checkpoint.keep_last and checkpoint.keep_best are both 0: at least one committed checkpoint "

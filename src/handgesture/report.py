@@ -69,6 +69,7 @@ def render_report(result: RunSummary, model_name: str) -> str:
         f"- best checkpoint: `{result.best_checkpoint}`",
         f"- last checkpoint: `{result.last_checkpoint}`",
         f"- resumed from: `{result.resumed_from}`" if result.resumed_from else "- started fresh",
+        *([f"- {result.stopped_early}"] if result.stopped_early else []),
         *_reinitialised(result),
         f"- images skipped: {result.missing_images} missing, {result.skipped_images} unreadable",
         *(f"- data: {note}" for note in result.data_notes),
@@ -135,6 +136,8 @@ def print_summary(result: RunSummary) -> None:
     best = result.best_or_last
     f1 = result.metrics.get("gesture/f1_score", result.best_metric)
     print(f"\nvalidation gesture F1: {f1:.4f} (best {result.best_metric:.4f})")
+    if result.stopped_early:
+        print(f"early stopping:        {result.stopped_early}")
     if "gesture/f1_score" in test_metrics(result):
         print(f"test gesture F1:       {test_metrics(result)['gesture/f1_score']:.4f} (the final model)")
     for note in result.data_notes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from handgesture.cluster import SINGLE, Cluster
 from handgesture.errors import DataError, InputError
 from handgesture.metrics import BEST_METRIC, HEADS, METRIC_NAMES, HeadMetrics, head_loss
 from handgesture.models import preprocess
+from handgesture.training.early_stopping import StopRule, StopState, early_stop, stop_reason
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class Trainer:
     finetune_skipped: list[str] = field(default_factory=list)  # tensors a fine-tune start re-initialised
     cluster: Cluster = SINGLE  # this rank among a data-parallel run's
     parallel_model: nn.Module | None = None  # the DistributedDataParallel wrapper training steps through
+    # ReduceLROnPlateau: stepped once per epoch on the epoch's mean training loss, not per step.
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    stop_rule: StopRule = field(default_factory=StopRule)  # train_params.early_stopping
+    stop: StopState = field(default_factory=StopState)
 
     @property
     def step_model(self) -> nn.Module:
@@ -228,8 +233,12 @@ def fit(
     """
     progress = trainer.progress
     last: dict[str, Any] = {}
+    if stays_stopped(trainer, epochs):
+        return last
     for epoch in range(progress.epoch, epochs):
         train_loss = train_one_epoch(trainer, train_batches(epoch, progress.position), hooks)
+        if trainer.plateau is not None:
+            trainer.plateau.step(train_loss)
         last = evaluate(trainer, val_batches())
         last["train/loss"] = train_loss
         progress.epoch, progress.position = epoch + 1, 0
@@ -243,9 +252,38 @@ def fit(
             last[BEST_METRIC],
             " (best so far)" if improved else "",
         )
-        if hooks.on_epoch_end:
+        stop = _early_stop(trainer, epochs, last[BEST_METRIC])
+        if hooks.on_epoch_end:  # after the rule: the epoch's checkpoint holds its decision
             hooks.on_epoch_end(progress, last, improved)
+        if stop:
+            break
     return last
+
+
+def _early_stop(trainer: Trainer, epochs: int, metric: float) -> bool:
+    epoch = trainer.progress.epoch
+    trainer.stop, stop = early_stop(trainer.stop, trainer.stop_rule, epoch, float(metric))
+    if stop:
+        trainer.stop = replace(trainer.stop, stopped_epoch=epoch, stopped_under=epochs)
+        log.info("%s", stop_reason(trainer.stop, trainer.stop_rule))
+    return stop
+
+
+def stays_stopped(trainer: Trainer, epochs: int) -> bool:
+    """A run the rule stopped stays stopped when resumed with the same epochs; with more, it goes on."""
+    state = trainer.stop
+    if not state.stopped_epoch:
+        return False
+    if epochs > state.stopped_under:
+        log.info("going on after an early stop at epoch %d: up to %d epochs now", state.stopped_epoch, epochs)
+        trainer.stop = replace(state, stopped_epoch=0, stopped_under=0)
+        return False
+    log.info(
+        "%s; it stays stopped: raise train_params.epochs above %d to go on",
+        stop_reason(state, trainer.stop_rule),
+        state.stopped_under,
+    )
+    return True
 
 
 def _record(progress: Progress, metrics: dict[str, Any]) -> bool:

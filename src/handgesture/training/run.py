@@ -33,6 +33,7 @@ from handgesture.storage import open_store, s3_settings
 from handgesture.tracking import Tracker
 from handgesture.training.committer import Committer, stop_on_sigterm
 from handgesture.training.distributed import is_data_parallel, launch
+from handgesture.training.early_stopping import stop_reason
 from handgesture.training.engine import Hooks, Progress, Trainer, evaluate, fit, settle
 from handgesture.training.progress_bars import ProgressBars
 from handgesture.training.resume import request_of, start_point
@@ -188,6 +189,7 @@ class TrainingRun:
             resumed_from=parent,
             finetune_skipped=self.trainer.finetune_skipped,
             config=self.config,
+            stopped_early=stop_reason(self.trainer.stop, self.trainer.stop_rule),
         )
 
 
@@ -249,7 +251,7 @@ def train(run: TrainingRun, on_epoch: EpochCallback | None, show_progress: bool)
     with stop_on_sigterm(committer), bars:
         batches = bars.wrap(data.train_batches, config.train_params.train_batch_size)
         last = fit(trainer, epochs, batches, data.val_batches, _hooks(run, committer, bars, on_epoch))
-    if not last:
+    if not last and not trainer.stop.stopped_epoch:  # an early stop says so itself
         log.warning(
             "the checkpoint is already at epoch %d >= train_params.epochs=%d: nothing to train; "
             "raise train_params.epochs to continue",

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from handgesture.cluster import SINGLE, Cluster
-from handgesture.config import Config, OptimizerConfig
+from handgesture.config import Config, OptimizerConfig, SchedulerConfig
 from handgesture.models import build_model
+from handgesture.training.early_stopping import StopRule
 from handgesture.training.engine import Trainer
 
 
@@ -76,6 +77,10 @@ def build_trainer(
         metric_names=tuple(config.metric_params.metrics),
         log_every_n_steps=config.train_params.log_every_n_steps,
         cluster=cluster,
+        plateau=_plateau(config.scheduler, optimizer),
+        stop_rule=StopRule(
+            config.train_params.early_stopping.epochs, config.train_params.early_stopping.metric
+        ),
     )
 
 
@@ -88,14 +93,32 @@ def build_optimizer(opt: OptimizerConfig, parameters: list) -> torch.optim.Optim
 
 
 def _scheduler(config: Config, optimizer, steps_per_epoch: int):
-    """Linear warm-up per step as HaGRID's classifier does, then optional cosine decay."""
-    sched = config.scheduler
+    """Linear warm-up per step as HaGRID's classifier does, then `scheduler.name`'s schedule, stepped per
+    step too (ReduceLROnPlateau is stepped per epoch instead: `_plateau`)."""
+    sched, lr_scheduler = config.scheduler, torch.optim.lr_scheduler
     warmup_steps = max(1, sched.warmup_steps)
-    warmup = torch.optim.lr_scheduler.LinearLR(
-        optimizer, start_factor=sched.start_factor, total_iters=warmup_steps
+    warmup = lr_scheduler.LinearLR(optimizer, start_factor=sched.start_factor, total_iters=warmup_steps)
+    if sched.schedule == "CosineAnnealingLR":
+        total = max(warmup_steps + 1, config.train_params.epochs * steps_per_epoch)
+        cosine = lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup_steps)
+        return lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    if sched.schedule == "StepLR":
+        # Chained with the warm-up, not after it: the decays fall on epoch ends whatever the warm-up's length.
+        step = lr_scheduler.StepLR(optimizer, step_size=sched.step_size * steps_per_epoch, gamma=sched.gamma)
+        return lr_scheduler.ChainedScheduler([warmup, step], optimizer)
+    return warmup
+
+
+def _plateau(sched: SchedulerConfig, optimizer) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    if sched.schedule != "ReduceLROnPlateau":
+        return None
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode=sched.mode,
+        factor=sched.factor,
+        patience=sched.patience,
+        threshold=sched.threshold,
+        threshold_mode=sched.threshold_mode,
+        cooldown=sched.cooldown,
+        min_lr=sched.min_lr,
     )
-    if not sched.cosine:
-        return warmup
-    total = max(warmup_steps + 1, config.train_params.epochs * steps_per_epoch)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup_steps)
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])

@@ -24,6 +24,7 @@ from handgesture.checkpoints.format import SCHEMA_VERSION, check_compatible
 from handgesture.config import Config, to_dict
 from handgesture.errors import CheckpointError
 from handgesture.models import head_tensors, layout_problems
+from handgesture.training.early_stopping import StopState
 from handgesture.training.engine import Progress, Trainer, settle
 from handgesture.training.setup import global_batch_size
 
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 # to where it stands on it (last_epoch, _last_lr, ...).
 _SCHEDULE_FORM = frozenset(
     {"T_max", "eta_min", "total_iters", "start_factor", "end_factor", "_milestones", "base_lrs"}
+    | {"step_size", "gamma"}  # StepLR's
 )
+# Where a ReduceLROnPlateau stands: its settings (factor, patience, ...) are this run's config's.
+_PLATEAU_POSITION = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch", "_last_lr")
 
 
 @dataclass
@@ -78,6 +82,8 @@ class TrainingState:
             "optimizer_state_dict": trainer.optimizer.state_dict(),
             "scheduler_state_dict": trainer.scheduler.state_dict(),
             "scaler_state_dict": trainer.scaler.state_dict(),
+            "plateau_state_dict": trainer.plateau.state_dict() if trainer.plateau else None,
+            "early_stopping": asdict(trainer.stop),
             "epoch": trainer.progress.epoch,
             "progress": asdict(trainer.progress),
             "rng": capture_rng(),
@@ -96,6 +102,8 @@ class TrainingState:
             self.restore_optimizer,
             self.restore_progress,
             self.restore_scheduler,  # after the progress: a checkpoint without one is replayed to its step
+            self.restore_plateau,
+            self.restore_early_stopping,  # after the progress: a checkpoint without it starts from its best
             self.restore_scaler,
             self.restore_rng,
         )
@@ -141,6 +149,29 @@ class TrainingState:
                 step,
             )
             self._replay_schedule(step)
+
+    def restore_plateau(self, checkpoint: dict[str, Any], source: str) -> None:
+        """ReduceLROnPlateau's position (its best loss, the epochs without improvement, the cooldown); the
+        reduced rate itself is the optimizer's. A checkpoint of another mode's plateau, or of none, starts
+        this one fresh."""
+        saved, plateau = checkpoint.get("plateau_state_dict"), self.trainer.plateau
+        if plateau is None or saved is None or saved.get("mode") != plateau.mode:
+            return
+        plateau.load_state_dict(plateau.state_dict() | {key: saved[key] for key in _PLATEAU_POSITION})
+
+    def restore_early_stopping(self, checkpoint: dict[str, Any], source: str) -> None:
+        """The early-stopping rule's best and whether it stopped the run; a checkpoint from before the rule
+        was kept (or HaGRID's) counts its own best epoch as the rule's best."""
+        if "early_stopping" in checkpoint:
+            try:
+                self.trainer.stop = StopState(**checkpoint["early_stopping"])
+            except TypeError:
+                raise CheckpointError(
+                    f"{source}: its early_stopping state is not {list(asdict(StopState()))}"
+                ) from None
+            return
+        progress = self.trainer.progress
+        self.trainer.stop = StopState(best=progress.best_metric, best_epoch=max(progress.best_epoch, 0))
 
     def _replay_schedule(self, steps: int) -> None:
         """The schedule as it would be after `steps` steps: never the restored rate times the warm-up's

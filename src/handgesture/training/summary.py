@@ -33,6 +33,7 @@ class RunSummary:
     location_overrides: list[str] = field(default_factory=list)
     metric_name: str = BEST_METRIC
     best_weights: str | None = None  # best_weights.pth: the best checkpoint's weights alone
+    stopped_early: str | None = None  # why train_params.early_stopping ended the run; None: it did not
 
     @property
     def best_or_last(self) -> str | None:
@@ -54,6 +55,7 @@ def summarize(
     resumed_from: str | None,
     finetune_skipped: list[str],
     config: Config,
+    stopped_early: str | None = None,
 ) -> RunSummary:
     entries = run.manifest["checkpoints"]
     best = run.manifest.get("best")
@@ -78,6 +80,7 @@ def summarize(
             f"storage.experiment={config.storage.experiment}",
         ],
         best_weights=run.manifest["best_weights"]["uri"] if run.manifest.get("best_weights") else None,
+        stopped_early=stopped_early,
     )
 
 
@@ -96,7 +99,7 @@ def hparams_of(config: Config) -> dict[str, Any]:
         "batch_size": config.train_params.train_batch_size,
         "image_size": config.dataset.image_size[0],
         "pretrained": config.model.pretrained,
-        "cosine": config.scheduler.cosine,
+        "scheduler": config.scheduler.schedule,
     } | {key: config_value(config, key) for key in config.tracking.hparams}
 
 
