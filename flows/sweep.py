@@ -161,9 +161,10 @@ class _Sweep:
             result.best_metric, result.run_uri = summary.best_metric, summary.run_uri
             result.best_checkpoint, result.last_checkpoint = summary.best_checkpoint, summary.last_checkpoint
             result.resumed_from = summary.resumed_from
+            result.epochs_trained, result.stopped_early = summary.epochs, summary.stopped_early
         print(
             f"trial {trial.number} ({' '.join(trial.overrides)}), rung {rung + 1}: {result.state}, "
-            f"F1 {result.best_metric}"
+            f"F1 {result.best_metric}" + (f" ({result.stopped_early})" if result.stopped_early else "")
         )
         return result
 

@@ -46,6 +46,8 @@ def train_task(config: Config, prepared: PreparedData, start: StartPoint | None 
         on_epoch=on_epoch,
         show_progress=True,
     )
-    # A data-parallel run's ranks do not call on_epoch: its progress moves once, when they are done.
-    update_progress_artifact(progress_id, 100.0, description=f"epoch {epochs}/{epochs}")
+    # A data-parallel run's ranks do not call on_epoch: its progress moves once, when they are done. A run
+    # that early stopping ended is done too: it finished, short of its epochs.
+    done = f"epoch {result.epochs}/{epochs}, stopped early" if result and result.stopped_early else None
+    update_progress_artifact(progress_id, 100.0, description=done or f"epoch {epochs}/{epochs}")
     return result

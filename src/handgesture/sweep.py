@@ -7,6 +7,9 @@ for random search, a range: ``{"uniform": [low, high]}``, ``{"log_uniform": [low
 Successive halving (Jamieson & Talwalkar, 2016) with exact resume: every trial trains to the first rung's
 epochs; the best ``keep`` fraction resumes from its own last checkpoint up to the next rung's, and so on, so
 no trial trains an epoch twice. Ranking is by the validation gesture F1 each trial's run reports as its best.
+A trial that early stopping ended before its rung's epochs (`train_params.early_stopping`) is finished, not
+failed: it is ranked by its best like the others, and a later rung resumes it with more epochs, where the
+rule decides again.
 The rungs own ``train_params.epochs``, so a space may not search it; a rung where every trial failed ends the
 halving (nothing scored to resume). A sweep plans at most ``max_trials`` trials, a grid's size counted before
 any trial is built.
@@ -51,6 +54,8 @@ class TrialRun:
     last_checkpoint: str | None = None
     run_uri: str | None = None
     resumed_from: str | None = None
+    epochs_trained: int | None = None  # what the run reached: fewer than `epochs` when it stopped early
+    stopped_early: str | None = None  # why early stopping ended it before `epochs`
 
 
 def plan_trials(
@@ -144,7 +149,8 @@ def leaderboard(trials: list[Trial], runs: list[TrialRun]) -> list[dict[str, Any
                 "trial": trial.number,
                 "overrides": " ".join(trial.overrides),
                 "best_f1": None if run is None else run.best_metric,
-                "epochs": None if run is None else run.epochs,
+                "epochs": None if run is None else _reached(run),
+                "stopped_early": run is not None and run.stopped_early is not None,
                 "rung": None if run is None else run.rung + 1,
                 "state": "not run" if run is None else run.state,
                 "checkpoint": None if run is None else (run.best_checkpoint or run.last_checkpoint),
@@ -152,6 +158,10 @@ def leaderboard(trials: list[Trial], runs: list[TrialRun]) -> list[dict[str, Any
             }
         )
     return sorted(rows, key=lambda row: (row["best_f1"] is None, -(row["best_f1"] or 0.0), row["trial"]))
+
+
+def _reached(run: TrialRun) -> int:
+    return run.epochs if run.epochs_trained is None else run.epochs_trained
 
 
 def _check_space(space: dict[str, Any], mode: str) -> None:

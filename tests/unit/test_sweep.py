@@ -94,6 +94,16 @@ def test_the_leaderboard_shows_each_trial_at_its_last_rung_best_first():
     assert board[0]["overrides"] == "optimizer.lr=0.2" and board[0]["flow_run"] == "run-1-1"
 
 
+def test_a_trial_stopped_early_is_finished_ranked_and_shows_the_epochs_it_reached():
+    trials = plan_trials({"optimizer.lr": [0.1, 0.2]}, "grid", 0, 0)
+    stopped = TrialRun(0, 0, 5, "run-0-0", "Completed", best_metric=0.8, epochs_trained=2)
+    stopped.stopped_early = "stopped early after epoch 2: ..."
+    runs = [stopped, TrialRun(1, 0, 5, "run-1-0", "Completed", best_metric=0.6, epochs_trained=5)]
+    assert survivors(runs, 0.5) == [0] and failed_rung(runs) is None
+    board = leaderboard(trials, runs)
+    assert [(r["trial"], r["epochs"], r["stopped_early"]) for r in board] == [(0, 2, True), (1, 5, False)]
+
+
 def test_a_sweep_s_keys_reach_tensorboard_s_hparams():
     from handgesture.training.summary import hparams_of
 
