@@ -42,14 +42,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     synth = sub.add_parser("synth", help="write a synthetic dataset in HaGRID's format")
     synth.add_argument("out_dir")
-    synth.add_argument("--per-class", type=int, default=40, help="images per gesture (default 40)")
-    synth.add_argument("--users", type=int, default=10, help="distinct user_ids (default 10)")
+    synth.add_argument("--per-class", type=int, default=40, help="images per gesture (default 40; v2: train)")
+    synth.add_argument("--users", type=int, default=10, help="user_ids (default 10; v2: per split)")
     synth.add_argument("--frame", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
-    synth.add_argument("--test-per-class", type=int, default=0, help="also write a test split")
+    synth.add_argument("--test-per-class", type=int, default=0, help="a test split (v2: its size)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
         "--hagrid-version", type=int, choices=(1, 2), default=1,
-        help="annotation format: 1 (the classifier's, 18 gestures with leading hands) or 2 (33 gestures)",
+        help="annotation format: 1 (the classifier's, 18 gestures with leading hands) or 2 (33 gestures and "
+        "no_gesture, as v2 ships: hagrid_annotations/{train,val,test}, hagrid_dataset)",
     )  # fmt: skip
     synth.set_defaults(handler=commands.synth)
     prepare = sub.add_parser("prepare", help="build (or fetch) the crop caches training reads")

@@ -344,7 +344,7 @@ MUTANTS = [
         "synthetic data written beside real images",
         "Data paths are read",
         "src/handgesture/data/prepare.py",
-        (edit("    if _has_content(images):", "    if False:"),),
+        (edit("        if _has_content(folder):", "        if False:"),),
     ),
     Mutant(
         "the default config generates data",

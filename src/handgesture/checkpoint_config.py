@@ -28,6 +28,7 @@ CHECKPOINT_KEYS: dict[str, str] = {
     # read, with results going to the user's own storage.
     "dataset.annotations": TAKE,
     "dataset.dataset": TAKE,
+    "dataset.val_annotations": TAKE,
     "dataset.test_annotations": TAKE,
     # The data's shape and how the pixels are made (JPEG quality changes what the model sees).
     "dataset.targets": TAKE,

@@ -48,11 +48,16 @@ def doc(default: Any, comment: str) -> Any:
 class DatasetConfig:
     annotations: str = doc("data/synthetic/annotations", "folder of <gesture>.json files (HaGRID format)")
     dataset: str = doc("data/synthetic/images", "images at <dataset>/<gesture>/<image_id>.jpg")
+    val_annotations: str | None = doc(
+        None, "the validation split as given (v2's hagrid_annotations/val);\nnull: split by person"
+    )
     test_annotations: str | None = doc(None, "optional separate test split (same format)")
     targets: list[str] = doc(HAGRID_TARGETS, "the classes, in the order of the gesture head's outputs")
     image_size: list[int] = doc([224, 224], "[height, width] of the crops the model sees")
     subset: int = doc(-1, "> 0: at most this many images per gesture")
-    val_fraction: float = doc(0.2, "share of *people* (user_id) held out for validation")
+    val_fraction: float = doc(
+        0.2, "share of *people* (user_id) held out for validation\n(without dataset.val_annotations)"
+    )
     cache_dir: str | None = doc(
         "data/cache",
         "crop caches, cut once from the full frames (prepare task), so\n"
@@ -84,8 +89,8 @@ class SyntheticConfig:
         "dataset.* when both folders are missing or empty",
     )
     hagrid_version: int = doc(1, "annotation format: 1 (leading hands) or 2 (united boxes)")
-    per_class: int = doc(40, "images per gesture")
-    users: int = doc(10, "people (user_id) the images are spread over")
+    per_class: int = doc(40, "images per gesture (v2: in train; val and test get a quarter)")
+    users: int = doc(10, "people (user_id) the images are spread over (v2: per split)")
     frame_size: list[int] = doc([320, 240], "[width, height] of each frame")
 
 

@@ -229,6 +229,7 @@ def split_of(config: Config) -> dict[str, Any]:
     ds = config.dataset
     return {
         "annotations": ds.annotations,
+        "val_annotations": ds.val_annotations,
         "random_state": config.random_state,
         "val_fraction": ds.val_fraction,
         "subset": ds.subset,

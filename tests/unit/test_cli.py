@@ -34,6 +34,9 @@ def test_synth_command_writes_hagrid_v2(tmp_path, capsys):
     written = json.loads(capsys.readouterr().out)
     found = read_annotations(written["annotations"], written["dataset"], HAGRID_V2_TARGETS)
     assert {s.leading_hand for s in found.samples} == {-1} and len(found.samples) >= len(HAGRID_V2_TARGETS)
+    splits = [written[f"{key}annotations"] for key in ("", "val_", "test_")]  # the folders, as v2 ships
+    assert splits == [str(tmp_path / "v2" / "hagrid_annotations" / s) for s in ("train", "val", "test")]
+    assert written["dataset"] == str(tmp_path / "v2" / "hagrid_dataset")
 
 
 def test_synth_reports_bad_arguments_in_one_line_with_status_2(tmp_path, capsys):

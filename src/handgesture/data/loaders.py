@@ -1,4 +1,5 @@
-"""The loaders a run reads: training (resumable, seeded), validation (the person split) and test.
+"""The loaders a run reads: training (resumable, seeded), validation (`dataset.val_annotations` as given,
+else the person split) and test.
 
 Built from what the prepare-data step prepared (`PreparedData`), so a run opens the prepared caches instead of
 reading the annotations and keying the caches again. In a data-parallel run each rank's loaders read its
@@ -11,6 +12,7 @@ every rank trained on, for checking that a resume neither replays nor skips a sa
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,10 +22,11 @@ import torch
 
 from handgesture.cluster import SINGLE, Cluster
 from handgesture.config import Config
-from handgesture.data.annotations import split_by_user
+from handgesture.data.annotations import Sample, split_by_user
 from handgesture.data.dataset import EpochSampler, make_loader
-from handgesture.data.prepare import PreparedData, open_split
+from handgesture.data.prepare import PreparedData, SplitData, open_split
 
+log = logging.getLogger(__name__)
 Batches = Callable[[], Iterable[dict]]
 
 
@@ -40,15 +43,44 @@ class DataBundle:
     notes: list[str]  # what reading the data skipped, besides missing images
 
 
+@dataclass
+class Part:
+    """Some samples of a prepared split, and the split that crops them."""
+
+    split: SplitData
+    samples: list[Sample]
+
+    def dataset(self, train: bool, image_size):
+        return self.split.dataset(self.samples, train, image_size)
+
+
+def train_and_val(config: Config, prepared: PreparedData) -> tuple[Part, Part]:
+    """The training and validation samples: the validation split as given (`dataset.val_annotations`,
+    prepared as "val") beside all of "train", else "train" split by person."""
+    train = open_split(config, prepared.splits["train"])
+    if "val" not in prepared.splits:
+        fit, val = split_by_user(train.samples, config.random_state, config.dataset.val_fraction)
+        return Part(train, fit), Part(train, val)
+    given = open_split(config, prepared.splits["val"])
+    shared = {s.user_id for s in train.samples} & {s.user_id for s in given.samples}
+    if shared:  # HaGRID v2 splits by person upstream: a shared person flatters validation, but is their data
+        log.warning(
+            "%d people (user_id) are in both the training and the validation annotations (%s, %s)",
+            len(shared),
+            prepared.splits["train"].annotations,
+            prepared.splits["val"].annotations,
+        )
+    return Part(train, train.samples), Part(given, given.samples)
+
+
 def build_data(
     config: Config, device: torch.device, prepared: PreparedData, cluster: Cluster = SINGLE
 ) -> DataBundle:
     ds, params = config.dataset, config.train_params
-    split = open_split(config, prepared.splits["train"])
-    train, val = split_by_user(split.samples, config.random_state, ds.val_fraction)
+    train, val = train_and_val(config, prepared)
     loader_args = _loader_args(config, device)
     sampler = EpochSampler(
-        len(train),
+        len(train.samples),
         config.random_state,
         shuffle=True,
         rank=cluster.rank,
@@ -57,7 +89,7 @@ def build_data(
     )
     # BatchNorm fails on a training batch of 1, hence drop_last.
     train_loader = make_loader(
-        split.dataset(train, True, ds.image_size),
+        train.dataset(True, ds.image_size),
         batch_size=params.train_batch_size,
         sampler=sampler,
         drop_last=True,
@@ -77,21 +109,28 @@ def build_data(
     return DataBundle(
         train_batches=train_batches,
         val_batches=_eval_batches(
-            split.dataset(val, False, ds.image_size), params.test_batch_size, loader_args, cluster
+            val.dataset(False, ds.image_size), params.test_batch_size, loader_args, cluster
         ),
         test_batches=build_test_batches(config, device, prepared, cluster),
-        train_size=len(train),
-        val_size=len(val),
-        missing_images=split.missing_images,
-        notes=split.notes,
+        train_size=len(train.samples),
+        val_size=len(val.samples),
+        **_skipped(train.split, val.split),
     )
+
+
+def _skipped(train: SplitData, val: SplitData) -> dict:
+    """What reading the training data skipped: the validation split's too when it is a split of its own."""
+    splits = [train] if val is train else [train, val]
+    return {
+        "missing_images": sum(s.missing_images for s in splits),
+        "notes": [note for s in splits for note in s.notes],
+    }
 
 
 def build_val_batches(config: Config, device: torch.device, prepared: PreparedData) -> Batches:
     """The validation split alone (what an evaluation of a finished model reads)."""
-    split = open_split(config, prepared.splits["train"])
-    _, val = split_by_user(split.samples, config.random_state, config.dataset.val_fraction)
-    dataset = split.dataset(val, False, config.dataset.image_size)
+    _, val = train_and_val(config, prepared)
+    dataset = val.dataset(False, config.dataset.image_size)
     return _eval_batches(dataset, config.train_params.test_batch_size, _loader_args(config, device))
 
 

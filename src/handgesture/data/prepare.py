@@ -1,5 +1,6 @@
 """The prepare-data step, once per dataset and settings: the synthetic demo data when asked for, then the
-crop caches of the training and test annotations, so epochs read small crops instead of decoding frames.
+crop caches of the training, validation (when given) and test annotations, so epochs read small crops
+instead of decoding frames.
 
 `prepare_data` is the flow's prepare-data task and `handgesture prepare`. It returns what it prepared
 (`PreparedData`: each split's cache folder and key), and training, evaluation and promotion open exactly
@@ -45,7 +46,8 @@ class PreparedSplit:
 
 @dataclass
 class PreparedData:
-    """What the prepare-data step made: "train" (split by person into train and validation) and "test"."""
+    """What the prepare-data step made: "train", "val" when `dataset.val_annotations` gives it (else the
+    loaders split "train" by person into train and validation) and "test"."""
 
     splits: dict[str, PreparedSplit] = field(default_factory=dict)
 
@@ -69,7 +71,7 @@ class SplitData:
 
 
 # The dataset keys are local folders; a URI read as one would become a folder named "s3:" (say) in the cwd.
-LOCAL_FOLDER_KEYS = ("annotations", "dataset", "test_annotations", "cache_dir")
+LOCAL_FOLDER_KEYS = ("annotations", "dataset", "val_annotations", "test_annotations", "cache_dir")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -96,23 +98,25 @@ def _without_credentials(uri: str) -> str:
 def ensure_dataset(config: Config) -> None:
     """The demo's data: generate a HaGRID-format synthetic dataset once, when asked to and absent.
 
-    Only into the two folders it fills, and only when both are missing or empty: a mistyped path next to a
-    user's real dataset must be an error naming it, never a reason to write synthetic frames among theirs.
+    Only into the two folders it fills (v1: annotations/ and images/; v2: hagrid_annotations/ and
+    hagrid_dataset/), and only when both are missing or empty: a mistyped path next to a user's real dataset
+    must be an error naming it, never a reason to write synthetic frames among theirs.
     """
     annotations, images = Path(config.dataset.annotations), Path(config.dataset.dataset)
     if not config.synthetic.generate_if_missing or annotations.is_dir():
         return
-    out = annotations.parent
-    if (annotations, images) != (out / "annotations", out / "images"):
+    out, expected, filled = _synthetic_layout(annotations, config.synthetic.hagrid_version)
+    if (annotations, images) != expected:
         raise DataError(
             f"dataset.annotations {annotations} does not exist; synthetic.generate_if_missing would write "
-            f"{out / 'annotations'} and {out / 'images'} instead (got dataset.dataset {images})"
+            f"{expected[0]} and {expected[1]} instead (got dataset.dataset {images})"
         )
-    if _has_content(images):
-        raise DataError(
-            f"dataset.annotations {annotations} does not exist, but dataset.dataset {images} has content: "
-            "fix dataset.annotations (no synthetic data is written into an existing dataset)"
-        )
+    for folder in filled:
+        if _has_content(folder):
+            raise DataError(
+                f"dataset.annotations {annotations} does not exist, but {folder} has content: fix "
+                "dataset.annotations (no synthetic data is written into an existing dataset)"
+            )
     log.info("generating a synthetic HaGRID-format dataset in %s (first use)", out)
     generate_synthetic(
         out,
@@ -125,15 +129,25 @@ def ensure_dataset(config: Config) -> None:
     )
 
 
+def _synthetic_layout(annotations: Path, version: int) -> tuple[Path, tuple[Path, Path], list[Path]]:
+    """Where generation writes, (dataset.annotations, dataset.dataset) there, and the folders it fills."""
+    if version == 2:  # as v2 ships: <out>/hagrid_annotations/{train,val,test}, <out>/hagrid_dataset
+        out = annotations.parent.parent
+        filled = [out / "hagrid_annotations", out / "hagrid_dataset"]
+        return out, (filled[0] / "train", filled[1]), filled
+    out = annotations.parent
+    return out, (out / "annotations", out / "images"), [out / "images"]
+
+
 def _has_content(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir()) or (folder.exists() and not folder.is_dir())
 
 
 def annotation_folders(config: Config) -> dict[str, str]:
-    folders = {"train": config.dataset.annotations}
-    if config.dataset.test_annotations:
-        folders["test"] = config.dataset.test_annotations
-    return folders
+    """The annotations folder of each split: "train", and "val" and "test" when they are given."""
+    ds = config.dataset
+    given = {"train": ds.annotations, "val": ds.val_annotations, "test": ds.test_annotations}
+    return {name: folder for name, folder in given.items() if folder}
 
 
 def prepare_data(config: Config) -> PreparedData:

@@ -4,7 +4,8 @@ Each frame is a noisy gradient background with clutter and one gesture hand: a p
 count, direction and colour depend on the class, and a thumb stub whose side depends on the hand, so both
 heads have something to learn. About half the frames also hold the other hand as a "no_gesture" fist.
 In v2 (no leading hand), a two-handed gesture shows both hands under one `united_bbox`, and `no_gesture` has
-frames, a folder and a file of its own.
+frames, a folder and a file of its own; the data comes as v2 ships: `hagrid_dataset/<gesture>/<id>.jpg` and
+`hagrid_annotations/{train,val,test}/<gesture>.json`, the three splits of disjoint people.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,13 @@ from handgesture.labels import HAGRID_TARGETS, NO_GESTURE
 
 log = logging.getLogger(__name__)
 # HaGRID v2's gestures shown with both hands (one united box around them).
-TWO_HANDED = frozenset({"hand_heart", "hand_heart2", "thumb_index2", "timeout", "take_picture", "xsign"})
+TWO_HANDED = frozenset(
+    {"hand_heart", "hand_heart2", "thumb_index2", "timeout", "holy", "take_picture", "xsign"}
+)
+V2_SPLITS = ("train", "val", "test")
+# v2's automatic annotations of each person (`meta`), in the released values' form.
+GENDERS = ("female", "male")
+RACES = ("White", "Black", "Asian", "Indian", "Latino_Hispanic", "Middle Eastern")
 
 
 def _make_frame(rng, nprng, frame, glyph: Glyph | None, both_hands: bool) -> tuple[Image.Image, dict]:
@@ -74,7 +82,16 @@ def _entry(frame: tuple[int, int], drawn: dict, name: str, version: int, both_ha
         "united_bbox": [united for _ in norm],
         "united_label": [name if both_hands else None for _ in norm],
         "hand_landmarks": [[] for _ in norm],
-        "meta": {"age": [30.0], "gender": ["unknown"], "race": ["unknown"]},
+    }
+
+
+def _meta(user_id: str) -> dict:
+    """The person's v2 `meta`: the same for every image of theirs, drawn from their id alone."""
+    rng = random.Random(user_id)
+    return {
+        "age": [round(rng.uniform(18.0, 65.0), 1)],
+        "gender": [rng.choice(GENDERS)],
+        "race": [rng.choice(RACES)],
     }
 
 
@@ -93,23 +110,38 @@ def _hex_id(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _write_split(out: Path, folder: str, names, per_class, users, rng, nprng, frame, version: int) -> int:
-    (out / folder).mkdir(parents=True, exist_ok=True)
-    for position, name in enumerate(names):
-        glyph = None if name == NO_GESTURE else glyph_for(name, position)
-        both_hands = version == 2 and name in TWO_HANDED
-        (out / "images" / name).mkdir(parents=True, exist_ok=True)
-        entries = {}
-        for i in range(per_class):
-            image, drawn = _make_frame(rng, nprng, frame, glyph, both_hands)
-            entry = _entry(frame, drawn, name, version, both_hands)
-            entry["user_id"] = users[(i + position) % len(users)]  # every person shows every gesture
-            image_id = _hex_id(rng)
-            image.save(out / "images" / name / f"{image_id}.jpg", quality=90)
-            entries[image_id] = entry
-        with open(out / folder / f"{name}.json", "w", encoding="utf-8") as fh:
-            json.dump(entries, fh, indent=1, sort_keys=True)
-    return per_class * len(names)
+@dataclass
+class _Writer:
+    """Draws frames into `images/<gesture>/` and writes their annotations, one split at a time."""
+
+    images: Path
+    rng: random.Random
+    nprng: np.random.Generator
+    frame: tuple[int, int]
+    version: int
+
+    def people(self, count: int) -> list[str]:
+        return [_hex_id(self.rng).replace("-", "") for _ in range(count)]
+
+    def split(self, folder: Path, names, per_class: int, users: list[str]) -> int:
+        folder.mkdir(parents=True, exist_ok=True)
+        for position, name in enumerate(names):
+            glyph = None if name == NO_GESTURE else glyph_for(name, position)
+            both_hands = self.version == 2 and name in TWO_HANDED
+            (self.images / name).mkdir(parents=True, exist_ok=True)
+            entries = {}
+            for i in range(per_class):
+                image, drawn = _make_frame(self.rng, self.nprng, self.frame, glyph, both_hands)
+                entry = _entry(self.frame, drawn, name, self.version, both_hands)
+                entry["user_id"] = users[(i + position) % len(users)]  # every person shows every gesture
+                if self.version == 2:
+                    entry["meta"] = _meta(entry["user_id"])
+                image_id = _hex_id(self.rng)
+                image.save(self.images / name / f"{image_id}.jpg", quality=90)
+                entries[image_id] = entry
+            with open(folder / f"{name}.json", "w", encoding="utf-8") as fh:
+                json.dump(entries, fh, indent=1, sort_keys=True)
+        return per_class * len(names)
 
 
 def generate_synthetic(
@@ -123,11 +155,15 @@ def generate_synthetic(
     test_per_class: int = 0,
     version: int = 1,
 ) -> dict:
-    """Write ``<out_dir>/annotations/<gesture>.json`` and ``<out_dir>/images/<gesture>/<id>.jpg`` in HaGRID
-    ``version`` 1 or 2's format (v2 also writes ``no_gesture.json`` and its folder, when it is a target).
+    """A synthetic dataset in HaGRID ``version`` 1 or 2's format under ``out_dir``; its output depends only
+    on the arguments. Returns the folders (the `dataset.*` keys that read them: annotations, val_annotations,
+    test_annotations, dataset) and the number of images written.
 
-    With ``test_per_class > 0`` also ``<out_dir>/test_annotations`` for a disjoint set of people. The
-    output depends only on the arguments. Returns the folders and the number of images written.
+    v1: ``annotations/<gesture>.json`` and ``images/<gesture>/<id>.jpg``; with ``test_per_class > 0`` also
+    ``test_annotations/`` for other people. v2, as it ships: ``hagrid_annotations/{train,val,test}/`` and
+    ``hagrid_dataset/<gesture>/<id>.jpg``, ``per_class`` training images per gesture and a quarter as many
+    (at least 1; ``test_per_class`` for test, when set) in val and test, each split of ``users`` people of
+    its own; ``no_gesture.json`` and its folder too, when it is a target.
     """
     width, height = frame_size
     if per_class < 1 or users < 1 or test_per_class < 0:
@@ -144,22 +180,29 @@ def generate_synthetic(
         raise ConfigError(f"targets must name at least one gesture besides {NO_GESTURE!r}, got {targets}")
     if version == 2 and NO_GESTURE in targets:
         gestures.append(NO_GESTURE)
-    out, rng, nprng = Path(out_dir), random.Random(seed), np.random.default_rng(seed)
-    train_users = [_hex_id(rng).replace("-", "") for _ in range(users)]
-    count = _write_split(
-        out, "annotations", gestures, per_class, train_users, rng, nprng, frame_size, version
-    )
-    test_dir = None
-    if test_per_class > 0:
-        test_users = [_hex_id(rng).replace("-", "") for _ in range(users)]
-        count += _write_split(
-            out, "test_annotations", gestures, test_per_class, test_users, rng, nprng, frame_size, version
-        )
-        test_dir = str(out / "test_annotations")
+    out = Path(out_dir)
+    images = out / ("hagrid_dataset" if version == 2 else "images")
+    writer = _Writer(images, random.Random(seed), np.random.default_rng(seed), frame_size, version)
+    write = _write_v2 if version == 2 else _write_v1
+    folders, count = write(writer, out, gestures, per_class, users, test_per_class)
     log.info("Wrote %d synthetic images for %d gestures under %s", count, len(gestures), out)
-    return {
-        "annotations": str(out / "annotations"),
-        "dataset": str(out / "images"),
-        "test_annotations": test_dir,
-        "images": count,
-    }
+    return {**folders, "dataset": str(images), "images": count}
+
+
+def _write_v1(writer: _Writer, out: Path, gestures, per_class, users, test_per_class) -> tuple[dict, int]:
+    count = writer.split(out / "annotations", gestures, per_class, writer.people(users))
+    folders = {"annotations": str(out / "annotations"), "val_annotations": None, "test_annotations": None}
+    if test_per_class > 0:
+        count += writer.split(out / "test_annotations", gestures, test_per_class, writer.people(users))
+        folders["test_annotations"] = str(out / "test_annotations")
+    return folders, count
+
+
+def _write_v2(writer: _Writer, out: Path, gestures, per_class, users, test_per_class) -> tuple[dict, int]:
+    smaller = max(1, per_class // 4)
+    sizes = {"train": per_class, "val": smaller, "test": test_per_class or smaller}
+    count, root = 0, out / "hagrid_annotations"
+    for split in V2_SPLITS:  # fresh people for each split: nobody is in two
+        count += writer.split(root / split, gestures, sizes[split], writer.people(users))
+    keys = ("annotations", "val_annotations", "test_annotations")
+    return {key: str(root / split) for key, split in zip(keys, V2_SPLITS, strict=True)}, count

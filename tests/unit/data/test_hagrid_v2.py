@@ -64,14 +64,82 @@ def test_malformed_united_boxes_name_file_id_and_problem(tmp_path, change, expec
 
 def test_the_synthetic_generator_writes_v2(tmp_path):
     written = generate_synthetic(tmp_path, per_class=2, targets=HAGRID_V2_TARGETS, users=2, version=2)
-    heart = json.loads((tmp_path / "annotations" / "hand_heart.json").read_text())
+    heart = json.loads((tmp_path / "hagrid_annotations" / "train" / "hand_heart.json").read_text())
     entry = next(iter(heart.values()))
     assert "leading_hand" not in entry and entry["united_label"] == ["hand_heart", "hand_heart"]
-    assert (tmp_path / "annotations" / "no_gesture.json").is_file() and (
-        tmp_path / "images" / "no_gesture"
-    ).is_dir()
-    samples = read_annotations(written["annotations"], written["dataset"], HAGRID_V2_TARGETS).samples
-    assert {s.gesture for s in samples} == set(range(len(HAGRID_V2_TARGETS)))  # all 34 classes
+    assert (tmp_path / "hagrid_annotations" / "val" / "no_gesture.json").is_file()
+    assert (tmp_path / "hagrid_dataset" / "no_gesture").is_dir()
+    for split in ("annotations", "val_annotations", "test_annotations"):
+        samples = read_annotations(written[split], written["dataset"], HAGRID_V2_TARGETS).samples
+        assert {s.gesture for s in samples} == set(range(len(HAGRID_V2_TARGETS)))  # all 34 classes
+
+
+def _split_files(root) -> dict[str, dict[str, dict]]:
+    """split -> gesture -> the annotation file's entries."""
+    return {
+        split.name: {path.stem: json.loads(path.read_text()) for path in sorted(split.glob("*.json"))}
+        for split in sorted((root / "hagrid_annotations").iterdir())
+    }
+
+
+def test_v2_is_written_as_it_ships_three_splits_of_disjoint_people(tmp_path):
+    written = generate_synthetic(tmp_path, per_class=8, targets=V2_SMALL, users=3, frame_size=(96, 64),
+                                 seed=7, version=2)  # fmt: skip
+    root = tmp_path / "hagrid_annotations"
+    assert written == {
+        "annotations": str(root / "train"), "val_annotations": str(root / "val"),
+        "test_annotations": str(root / "test"), "dataset": str(tmp_path / "hagrid_dataset"), "images": 36,
+    }  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hagrid_annotations", "hagrid_dataset"]
+    splits = _split_files(tmp_path)
+    assert {split: sorted(files) for split, files in splits.items()} == {
+        split: sorted(V2_SMALL) for split in ("test", "train", "val")
+    }
+    assert {split: len(files["like"]) for split, files in splits.items()} == {"train": 8, "val": 2, "test": 2}
+    people = {
+        split: {e["user_id"] for f in files.values() for e in f.values()} for split, files in splits.items()
+    }
+    assert all(len(ids) == 3 for ids in people.values())
+    assert not people["train"] & people["val"] and not people["train"] & people["test"]
+    assert not people["val"] & people["test"]
+    for files in splits.values():
+        for gesture, entries in files.items():
+            for image_id, entry in entries.items():
+                _check_v2_entry(entry, gesture)
+                assert (tmp_path / "hagrid_dataset" / gesture / f"{image_id}.jpg").is_file()
+
+
+V2_SMALL = ["hand_heart", "like", "no_gesture"]
+V2_FIELDS = {"bboxes", "labels", "united_bbox", "united_label", "user_id", "hand_landmarks", "meta"}
+
+
+def _check_v2_entry(entry: dict, gesture: str) -> None:
+    boxes = len(entry["bboxes"])
+    assert set(entry) == V2_FIELDS
+    assert len(entry["labels"]) == len(entry["united_bbox"]) == len(entry["united_label"]) == boxes
+    assert len(entry["hand_landmarks"]) == boxes
+    age, sex, race = entry["meta"]["age"], entry["meta"]["gender"], entry["meta"]["race"]
+    assert isinstance(age[0], float) and isinstance(sex[0], str) and isinstance(race[0], str)
+    assert len(age) == len(sex) == len(race) == 1
+    if gesture == "no_gesture":  # its own folder: nothing but no_gesture hands
+        assert set(entry["labels"]) == {"no_gesture"} and entry["united_bbox"] == [None] * boxes
+    elif gesture == "hand_heart":  # two-handed: one united box over both hands
+        assert entry["labels"] == entry["united_label"] == ["hand_heart"] * 2
+        assert entry["united_bbox"][0] == entry["united_bbox"][1] is not None
+    else:
+        assert entry["labels"][0] == gesture and set(entry["labels"][1:]) <= {"no_gesture"}
+        assert entry["united_bbox"] == entry["united_label"] == [None] * boxes
+
+
+def test_a_persons_meta_is_the_same_in_every_image(tmp_path):
+    generate_synthetic(tmp_path, per_class=8, targets=V2_SMALL, users=2, frame_size=(64, 64), version=2)
+    metas: dict[str, list] = {}
+    for files in _split_files(tmp_path).values():
+        for entries in files.values():
+            for entry in entries.values():
+                metas.setdefault(entry["user_id"], []).append(entry["meta"])
+    assert all(len(set(map(json.dumps, found))) == 1 for found in metas.values())
+    assert len(metas) == 6
 
 
 @pytest.mark.slow

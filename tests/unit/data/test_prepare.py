@@ -12,6 +12,7 @@ from handgesture.data.synthetic import generate_synthetic
 from handgesture.errors import DataError, InputError
 
 DEMO = str(Path(__file__).resolve().parents[3] / "configs" / "demo.yaml")
+V2 = str(Path(DEMO).with_name("hagrid_v2.yaml"))
 TARGETS = "dataset.targets=[call,fist,no_gesture]"
 SMALL = ["synthetic.per_class=1", "synthetic.users=2", "synthetic.frame_size=[64,64]", TARGETS]
 
@@ -74,13 +75,44 @@ def test_the_demo_config_still_generates_its_data_on_first_use(tmp_path):
     assert prepared.splits["train"].samples > 0 and (data / "images" / "call").is_dir()
 
 
+def _v2_paths(data: Path) -> list[str]:
+    """configs/hagrid_v2.yaml's dataset paths, under `data` instead of data/synthetic-v2."""
+    v2 = load_config(V2)
+    return [
+        f"dataset.{key}={getattr(v2.dataset, key).replace('data/synthetic-v2', str(data))}"
+        for key in ("annotations", "val_annotations", "test_annotations", "dataset")
+    ]
+
+
+def test_the_v2_config_generates_v2_as_it_ships_and_prepares_its_three_splits(tmp_path):
+    data = tmp_path / "synthetic-v2"
+    overrides = [*_v2_paths(data), *SMALL, "synthetic.generate_if_missing=true"]
+    prepared = prepare_data(load_config(V2, [*overrides, f"dataset.cache_dir={tmp_path / 'cache'}"]))
+    assert sorted(p.name for p in data.iterdir()) == ["hagrid_annotations", "hagrid_dataset"]
+    assert sorted(prepared.splits) == ["test", "train", "val"]
+    assert all(split.samples > 0 for split in prepared.splits.values())
+    assert prepared.splits["val"].annotations == str(data / "hagrid_annotations" / "val")
+
+
+def test_v2_generation_never_writes_beside_a_users_own_splits(tmp_path):
+    """v2's layout with the training annotations missing but a validation split there: no writes."""
+    data = tmp_path / "hagrid"
+    (data / "hagrid_annotations" / "val").mkdir(parents=True)
+    (data / "hagrid_annotations" / "val" / "call.json").write_text("{}")
+    overrides = [*_v2_paths(data), *SMALL, "synthetic.generate_if_missing=true"]
+    before = _files(tmp_path)
+    with pytest.raises(DataError, match="hagrid_annotations has content"):
+        prepare_data(load_config(V2, [*overrides, f"dataset.cache_dir={tmp_path / 'cache'}"]))
+    assert _files(tmp_path) == before
+
+
 def test_the_default_config_does_not_generate_and_the_demo_does():
     assert load_config(None).synthetic.generate_if_missing is False
     assert load_config(DEMO).synthetic.generate_if_missing is True
 
 
 @pytest.mark.parametrize("scheme", ["s3", "gs", "http", "https", "file", "az"])
-@pytest.mark.parametrize("key", ["annotations", "dataset", "test_annotations"])
+@pytest.mark.parametrize("key", ["annotations", "dataset", "val_annotations", "test_annotations"])
 def test_a_dataset_uri_is_refused_naming_the_key_and_writes_nothing(tmp_path, monkeypatch, key, scheme):
     monkeypatch.chdir(tmp_path)  # where a URI read as a relative path would have been created
     uri = f"{scheme}://bucket/hagrid/{key}"

@@ -34,6 +34,7 @@ def test_writes_hagrid_layout(synth):
     gestures = [g for g in HAGRID_TARGETS if g != "no_gesture"]
     assert result == {
         "annotations": str(out / "annotations"),
+        "val_annotations": None,
         "dataset": str(out / "images"),
         "test_annotations": str(out / "test_annotations"),
         "images": 6 * len(gestures),
