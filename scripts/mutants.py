@@ -530,6 +530,12 @@ MUTANTS = [
         "src/handgesture/checkpoints/start.py",
         (edit("sha256=start.sha256, pinned_by=", "pinned_by="),),
     ),
+    Mutant(
+        "a given validation split replaced by the person split",
+        "v2's validation split is used as given",
+        "src/handgesture/data/loaders.py",
+        (edit('    if "val" not in prepared.splits:\n', "    if True:\n"),),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 
