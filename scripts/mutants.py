@@ -536,6 +536,18 @@ MUTANTS = [
         "src/handgesture/data/loaders.py",
         (edit('    if "val" not in prepared.splits:\n', "    if True:\n"),),
     ),
+    Mutant(
+        "plateau/early-stopping resume: the plateau's position dropped",
+        "Early stopping and plateau schedules resume exactly",
+        "src/handgesture/training/state.py",
+        (edit("            self.restore_plateau,\n", ""),),
+    ),
+    Mutant(
+        "plateau/early-stopping resume: the rule's state dropped",
+        "Early stopping and plateau schedules resume exactly",
+        "src/handgesture/training/state.py",
+        (edit("            self.restore_early_stopping,  # after the progress", "            # "),),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 
