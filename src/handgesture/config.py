@@ -117,8 +117,7 @@ class SchedulerConfig:
     warmup_steps: int = doc(100, "... over this many steps")
     name: str = doc(
         "none",
-        "then: none (the rate stays), CosineAnnealingLR (to the last\n"
-        "epoch), StepLR or ReduceLROnPlateau",
+        "then: none (the rate stays), CosineAnnealingLR (to the last\nepoch), StepLR or ReduceLROnPlateau",
     )
     cosine: bool = doc(False, "older spelling of name=CosineAnnealingLR")
     step_size: int = doc(1, "StepLR: epochs between decays ...")
