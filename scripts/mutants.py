@@ -522,7 +522,12 @@ MUTANTS = [
         "the train task resolves the resume request again",
         "One start point",
         "src/handgesture/training/resume.py",
-        (edit("    opened = open_start(resume, s3)\n", "    opened = resolve_checkpoint(resume.request, s3)\n"),),
+        (
+            edit(
+                "    opened = open_start(resume, s3)\n",
+                "    opened = resolve_checkpoint(resume.request, s3)\n",
+            ),
+        ),
     ),
     Mutant(
         "a start point's file loaded without its sha256",
