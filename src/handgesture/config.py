@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from handgesture.config_checks import refuse_interpolations, validate
 from handgesture.errors import ConfigError
-from handgesture.foreign_config import FOREIGN_KEYS, translate, unknown_keys
+from handgesture.foreign_config import mapped, unknown_keys
 from handgesture.labels import HAGRID_TARGETS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
@@ -298,18 +298,20 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _checked(layer: DictConfig, source: str) -> DictConfig:
-    """`layer` with HaGRID's own keys mapped to ours; every key the schema lacks named in one error; no
-    interpolation (checked before anything reads a value)."""
+    """`layer` with HaGRID's own keys mapped to ours; every key the schema lacks and every HaGRID key that
+    cannot be mapped named in one error; no interpolation (checked before anything reads a value)."""
     raw = OmegaConf.to_container(layer, resolve=False)
     refuse_interpolations(raw, source)
-    data = translate(raw, source)
+    data, refused = mapped(raw, source)
     schema = OmegaConf.to_container(OmegaConf.structured(Config), resolve=False)
     unknown = unknown_keys(data, schema)
     if unknown:
-        raise ConfigError(
-            f"invalid config from {source}: unknown keys {', '.join(unknown)} (not in the schema; HaGRID's "
-            f"own keys {', '.join(FOREIGN_KEYS)} are mapped)"
+        refused.append(
+            f"unknown keys {', '.join(unknown)} (not in the schema; HaGRID v1's and v2's own keys are "
+            "mapped: src/handgesture/foreign_config)"
         )
+    if refused:
+        raise ConfigError(f"invalid config from {source}: {'; '.join(refused)}")
     return OmegaConf.create(data)
 
 
