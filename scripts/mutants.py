@@ -553,6 +553,17 @@ MUTANTS = [
         "src/handgesture/training/state.py",
         (edit("            self.restore_early_stopping,  # after the progress", "            # "),),
     ),
+    Mutant(
+        "a config file's refusals reported one at a time",
+        "HaGRID's config files run as given",
+        "src/handgesture/config.py",
+        (
+            edit(
+                """        raise ConfigError(f"invalid config from {source}: {'; '.join(refused)}")""",
+                """        raise ConfigError(f"invalid config from {source}: {refused[0]}")""",
+            ),
+        ),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 
