@@ -119,6 +119,9 @@ def test_each_v2_key_maps_onto_ours(tmp_path, replacements, expected):
         (("eval_every: 1", "eval_every: 2"), "eval_every=2"),
         (("name: ResNet18", "name: VitB16"), "model.name=VitB16"),
         (("shuffle: True", "shuffle: False"), "train_params.shuffle=false"),
+        (("    LongestMaxSize:", "    SmallestMaxSize:"), "train_transforms.SmallestMaxSize"),
+        (("max_size: *img_size", "max_size: 256"), "val_transforms.LongestMaxSize: its size differs"),
+        (("name: ReduceLROnPlateau", "name: Warmup_Cosine\n    warmup_epochs: 5"), "scheduler.warmup_epochs"),
     ],
 )
 def test_what_v2_says_that_cannot_be_mapped_is_refused_with_the_reason(tmp_path, replacement, named):

@@ -46,6 +46,8 @@ HaGRID v2 (`hagrid_v2`):
     model.name          ResNet18, ResNet152, MobileNetV3_small, MobileNetV3_large: ours; ConvNeXt_base and
                            VitB16 are refused (not architectures here)
     model.pretrained    ours; model.pretrained_backbone false (v2's classifiers never read it); true refused
+    model.full_frame    as v1's; v2's files do not carry it, so they configure a hand-crop classifier with
+                           v2's recipe (v2's own classifiers see full frames: later work)
 """
 
 from __future__ import annotations

@@ -1,17 +1,14 @@
 """HaGRID v2's config keys (hukenovs/hagrid configs/<model>.yaml) mapped to ours or refused; the table is in
-the package's docstring. Each function takes one block, maps what it can and records each refusal."""
+the package's docstring. Each function takes one block, maps what it can and records each refusal; the
+data and model keys are in `hagrid_v2_data`."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from handgesture.foreign_config.layer import Layer
-from handgesture.models import ARCHITECTURES
+from handgesture.foreign_config.hagrid_v2_data import map_v2_data
+from handgesture.foreign_config.layer import Layer, close
 
-V2_MEAN = [0.54, 0.499, 0.474]  # v2's dataset.img_mean and Normalize's mean
-V2_STD = [0.234, 0.235, 0.231]
-NO_NORMALIZE = "this pipeline feeds HaGRID's [0, 1] input without mean/std"
 # torch's defaults: v2 passes `params` straight to torch.optim.<name>, so an unset one has torch's value.
 OPTIMIZER_DEFAULTS = {
     "SGD": {"lr": 0.001, "momentum": 0.0, "weight_decay": 0.0},
@@ -27,7 +24,6 @@ SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
     "StepLR": {"gamma": 0.1},
     "CosineAnnealingLR": {},
 }
-STANDARD_TRANSFORMS = ("LongestMaxSize", "PadIfNeeded", "Normalize", "ToTensorV2")
 
 
 def map_v2(layer: Layer) -> None:
@@ -35,10 +31,7 @@ def map_v2(layer: Layer) -> None:
     _loaders(layer)
     _optimizer(layer)
     _scheduler(layer)
-    _dataset(layer)
-    for block in ("train_transforms", "val_transforms", "test_transforms"):
-        _transforms(layer, block)
-    _model(layer)
+    map_v2_data(layer)
 
 
 def _top_level(layer: Layer) -> None:
@@ -105,7 +98,7 @@ def _optimizer(layer: Layer) -> None:
     if name != "SGD" and "momentum" in params:
         layer.refuse("optimizer.params.momentum", f"{name} takes betas, not momentum")
         params.pop("momentum")
-    if not _close(params.pop("eps", 1e-8), 1e-8):
+    if not close(params.pop("eps", 1e-8), 1e-8):
         layer.refuse("optimizer.params.eps", "only torch's default 1e-8 is used here")
     for key, default in OPTIMIZER_DEFAULTS[name].items():
         layer.put(f"optimizer.{key}", params.pop(key, default))
@@ -117,7 +110,7 @@ def _betas(layer: Layer, params: dict[str, Any]) -> None:
     if "betas" not in params:
         return
     betas = params.pop("betas")
-    if not isinstance(betas, list) or len(betas) != 2 or not _close(betas[1], 0.999):
+    if not isinstance(betas, list) or len(betas) != 2 or not close(betas[1], 0.999):
         layer.refuse("optimizer.params.betas", "the second beta is fixed at torch's 0.999 here")
         return
     layer.put("optimizer.momentum", betas[0])  # the first beta is our optimizer.momentum
@@ -151,97 +144,11 @@ def _scheduler(layer: Layer) -> None:
 def _cosine(layer: Layer, params: dict[str, Any]) -> None:
     epochs = (layer.data.get("train_params") or {}).get("epochs")
     t_max = params.pop("T_max", None)
-    if t_max != epochs:
+    if t_max is None or t_max != epochs:
         layer.refuse(
             f"scheduler.params.T_max={t_max}",
-            f"this pipeline anneals once, over the run's {epochs} epochs (past T_max, torch's rate rises "
-            "again); set T_max to epochs",
+            "this pipeline anneals once, over all the run's epochs (past T_max, torch's rate rises again): "
+            "set T_max to the file's epochs",
         )
     if params.pop("eta_min", 0) != 0:
         layer.refuse("scheduler.params.eta_min", "this pipeline anneals to 0")
-
-
-def _dataset(layer: Layer) -> None:
-    block = layer.data.get("dataset")
-    if not isinstance(block, dict):
-        return
-    for theirs, ours in (("train", "annotations"), ("val", "val_annotations"), ("test", "test_annotations")):
-        if f"annotations_{theirs}" in block:
-            layer.put(f"dataset.{ours}", block.pop(f"annotations_{theirs}"))
-    folders = {
-        block.pop(f"dataset_{split}") for split in ("train", "val", "test") if f"dataset_{split}" in block
-    }
-    if len(folders) > 1:
-        layer.refuse(
-            "dataset.dataset_train|dataset_val|dataset_test",
-            "they name different folders; this pipeline reads one images folder (dataset.dataset)",
-        )
-    elif folders:
-        layer.put("dataset.dataset", folders.pop())
-    if "img_size" in block:
-        _image_size(layer, block.pop("img_size"))
-    for key, expected in (("img_mean", V2_MEAN), ("img_std", V2_STD)):
-        if key in block and not _close(block.pop(key), expected):
-            layer.refuse(f"dataset.{key}", f"only v2's default {expected} is accepted: {NO_NORMALIZE}")
-    if block.pop("one_class", False) is not False:
-        layer.refuse("dataset.one_class=true", "this pipeline classifies dataset.targets, not hand/no hand")
-
-
-def _image_size(layer: Layer, size: Any) -> None:
-    if isinstance(size, int) and not isinstance(size, bool):
-        layer.put("dataset.image_size", [size, size])
-    elif isinstance(size, list) and len(size) == 2:
-        layer.put("dataset.image_size", size)
-    else:
-        layer.refuse("dataset.img_size", "expected one side (square) or [height, width]")
-
-
-def _transforms(layer: Layer, block_name: str) -> None:
-    block = layer.pop_block(block_name)
-    if block is None:
-        return
-    for name, args in block.items():
-        args = args if isinstance(args, dict) else {}
-        if name not in STANDARD_TRANSFORMS:
-            layer.refuse(
-                f"{block_name}.{name}",
-                f"this pipeline applies only v2's standard chain {', '.join(STANDARD_TRANSFORMS)}",
-            )
-        elif args.get("p", 1) != 1:
-            layer.refuse(f"{block_name}.{name}.p", "the standard chain is applied to every image (p: 1)")
-        else:
-            _standard_transform(layer, f"{block_name}.{name}", args)
-
-
-def _standard_transform(layer: Layer, key: str, args: dict[str, Any]) -> None:
-    size = (layer.data.get("dataset") or {}).get("image_size")
-    sides = [args[arg] for arg in ("max_size", "min_height", "min_width") if arg in args]
-    if sides and size is None and len(set(sides)) == 1:
-        layer.put("dataset.image_size", [sides[0], sides[0]])
-    elif sides and (size is None or any(side != max(size) for side in sides)):
-        layer.refuse(key, "its size differs from dataset.img_size: this pipeline fits images to img_size")
-    for arg, expected in (("mean", V2_MEAN), ("std", V2_STD)):
-        if arg in args and not _close(args[arg], expected):
-            layer.refuse(f"{key}.{arg}", f"only v2's default {expected} is accepted: {NO_NORMALIZE}")
-
-
-def _model(layer: Layer) -> None:
-    model = layer.data.get("model")
-    if not isinstance(model, dict):
-        return
-    if model.pop("pretrained_backbone", False) is not False:
-        layer.refuse(
-            "model.pretrained_backbone=true", "v2's classifiers do not read it; use model.pretrained"
-        )
-    name = model.get("name")
-    if name in ("ConvNeXt_base", "VitB16"):
-        layer.refuse(
-            f"model.name={name}", f"not an architecture here (these are: {', '.join(ARCHITECTURES)})"
-        )
-        model.pop("name")
-
-
-def _close(value: Any, expected: Any) -> bool:
-    if isinstance(expected, list):
-        return isinstance(value, list) and len(value) == len(expected) and all(map(_close, value, expected))
-    return isinstance(value, int | float) and math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,3 +43,10 @@ class Layer:
 
     def note(self, message: str, *args: Any) -> None:
         log.info("%s: " + message, self.source, *args)
+
+
+def close(value: Any, expected: Any) -> bool:
+    """`value` is the number (or list of numbers) `expected`, up to float rounding."""
+    if isinstance(expected, list):
+        return isinstance(value, list) and len(value) == len(expected) and all(map(close, value, expected))
+    return isinstance(value, int | float) and math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)
