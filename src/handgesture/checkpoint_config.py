@@ -51,6 +51,7 @@ CHECKPOINT_KEYS: dict[str, str] = {
     "model.name": TAKE,
     "model.pretrained": TAKE,
     "model.freezed": TAKE,
+    "model.full_frame": TAKE,
     "optimizer.optimizer": TAKE,
     "optimizer.lr": TAKE,
     "optimizer.momentum": TAKE,
@@ -123,6 +124,7 @@ def checkpoint_config(checkpoint: dict[str, Any], source: str) -> dict[str, Any]
         log.info("%s: its config's %s are not taken (they are this run's own)", source, ", ".join(dropped))
     model, dataset = dict(config.get("model") or {}), dict(config.get("dataset") or {})
     model["name"] = checkpoint["model_name"]  # the weights' own, whatever the config said (the tutorial's)
+    model["full_frame"] = bool(checkpoint.get("full_frame", False))
     dataset["targets"], dataset["image_size"] = checkpoint["class_names"], checkpoint["image_size"]
     return {**config, "model": model, "dataset": dataset}
 

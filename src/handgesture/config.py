@@ -101,6 +101,12 @@ class ModelConfig:
     )
     pretrained: bool = doc(False, "torchvision ImageNet weights (downloads once)")
     freezed: bool = doc(False, "train the heads only")
+    full_frame: bool = doc(
+        False,
+        "true: HaGRID v2's full-frame classifier (the whole frame in,\n"
+        "one gesture out): ResNet18 ResNet152 MobileNetV3_small\n"
+        "MobileNetV3_large ConvNeXt_base VitB16; false: hand crops",
+    )
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from handgesture.errors import ConfigError
-from handgesture.models import ARCHITECTURES
+from handgesture.models import ARCHITECTURES, FULL_FRAME_ARCHITECTURES, architectures
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 # What follows the warm-up (`scheduler.name`); `training/setup.build_schedule` builds each.
@@ -94,7 +94,11 @@ RULES = [
         f"a list from {METRICS} that includes f1_score (what 'best' means)",
         lambda v: set(v) <= set(METRICS) and "f1_score" in v,
     ),
-    _rule("model.name", f"one of {list(ARCHITECTURES)}", lambda v: v in ARCHITECTURES),
+    _rule(
+        "model.name",
+        f"one of {list(ARCHITECTURES)} (with model.full_frame=true: {list(FULL_FRAME_ARCHITECTURES)})",
+        lambda v: v in ARCHITECTURES or v in FULL_FRAME_ARCHITECTURES,
+    ),
     _rule("device", "auto, cpu, mps, cuda or cuda:N", lambda v: bool(_DEVICE.match(v))),
     _rule("storage.experiment", "one folder name (no '/', '..' or 'best')", lambda v: _is_name(v)),
     _rule(
@@ -156,6 +160,7 @@ def validate(config) -> None:
             f"scheduler.cosine=true and scheduler.name={config.scheduler.name!r} name two schedules: "
             "expected one (cosine is the older spelling of name=CosineAnnealingLR)"
         )
+    _check_architecture(config.model.name, config.model.full_frame)
     if config.checkpoint.keep_last + config.checkpoint.keep_best < 1:
         raise ConfigError(
             "checkpoint.keep_last and checkpoint.keep_best are both 0: at least one committed checkpoint "
@@ -168,6 +173,16 @@ def validate(config) -> None:
             shown = _shown("tracking.hparams", key)
             raise ConfigError(f"tracking.hparams: {shown} is not a config key") from None
     _check_device_exists(config.device)
+
+
+def _check_architecture(name: str, full_frame: bool) -> None:
+    known = architectures(full_frame)
+    if name not in known:
+        kind, other = ("a full-frame", "false") if full_frame else ("a hand-crop", "true")
+        raise ConfigError(
+            f"model.name={name!r} is not {kind} architecture: expected one of {list(known)} with "
+            f"model.full_frame={str(full_frame).lower()} (or set model.full_frame={other})"
+        )
 
 
 def _check_device_exists(device: str) -> None:

@@ -26,6 +26,7 @@ class LoadedModel:
     epoch: int
     metrics: dict[str, float]
     sha256: str  # of the checkpoint file it came from
+    full_frame: bool = False  # HaGRID v2's full-frame classifier (the whole frame in), not a hand-crop one
 
 
 def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | None = None) -> LoadedModel:
@@ -36,8 +37,8 @@ def load_model(uri: str, device: str | torch.device = "cpu", s3: S3Settings | No
 def model_of(resolved: Resolved, device: str | torch.device = "cpu") -> LoadedModel:
     """The model of a checkpoint already resolved (when its other contents are wanted too)."""
     checkpoint = resolved.checkpoint
-    name, classes, size = _shape(checkpoint, resolved.uri)
-    model = build_model(name, len(classes), image_size=size[0])
+    name, classes, size, full_frame = _shape(checkpoint, resolved.uri)
+    model = build_model(name, len(classes), image_size=size[0], full_frame=full_frame)
     problems = layout_problems(model, checkpoint["state_dict"])
     if problems:
         raise CheckpointError(
@@ -50,6 +51,7 @@ def model_of(resolved: Resolved, device: str | torch.device = "cpu") -> LoadedMo
         class_names=classes,
         image_size=size,
         model_name=name,
+        full_frame=full_frame,
         uri=resolved.uri,
         epoch=int(checkpoint.get("epoch", 0)),
         metrics=dict(checkpoint.get("metrics", {})),
@@ -57,11 +59,12 @@ def model_of(resolved: Resolved, device: str | torch.device = "cpu") -> LoadedMo
     )
 
 
-def _shape(checkpoint: dict[str, Any], uri: str) -> tuple[str, list[str], list[int]]:
+def _shape(checkpoint: dict[str, Any], uri: str) -> tuple[str, list[str], list[int], bool]:
     config = checkpoint.get("config") or {}
     name = checkpoint.get("model_name") or config.get("model", {}).get("name")
+    full_frame = checkpoint.get("full_frame", config.get("model", {}).get("full_frame", False))
     classes = checkpoint.get("class_names") or config.get("dataset", {}).get("targets")
     size = checkpoint.get("image_size") or config.get("dataset", {}).get("image_size") or [224, 224]
     if not name or not classes:
         raise CheckpointError(f"{uri} does not say which model or classes it holds (model_name, class_names)")
-    return name, list(classes), list(size)
+    return name, list(classes), list(size), bool(full_frame)

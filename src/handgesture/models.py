@@ -2,7 +2,9 @@
 module for module as HaGRID v1's classifier classes (hukenovs/hagrid, classifier/models/), so a `state_dict`
 moves between HaGRID, the tutorial and this pipeline with `strict=True` and gives the same outputs.
 
-Input is HaGRID's: float RGB in [0, 1], no mean/std normalisation (`preprocess`).
+Input is HaGRID's: float RGB in [0, 1], no mean/std normalisation (`preprocess`). With `full_frame`, the
+architectures are HaGRID v2's full-frame classifiers instead (`handgesture.full_frame`): one gesture head,
+torchvision's layout, v2's normalisation inside the model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
+from handgesture.full_frame import FULL_FRAME_ARCHITECTURES, build_full_frame, head_keys, vit_image_size
 from handgesture.labels import LEADING_HANDS
 
 log = logging.getLogger(__name__)
@@ -118,12 +121,25 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def build_model(
-    name: str, num_classes: int, *, pretrained: bool = False, freezed: bool = False, image_size: int = 224
+    name: str,
+    num_classes: int,
+    *,
+    pretrained: bool = False,
+    freezed: bool = False,
+    image_size: int = 224,
+    full_frame: bool = False,
 ) -> nn.Module:
-    """Build `name` with two heads; `pretrained` loads torchvision's default ImageNet weights."""
-    if name not in ARCHITECTURES:
+    """Build `name` with two heads (with `full_frame`: v2's full-frame classifier, one head); `pretrained`
+    loads torchvision's default ImageNet weights."""
+    known = architectures(full_frame)
+    if name not in known:
+        kind = "full-frame (model.full_frame=true)" if full_frame else "hand-crop"
         raise ValueError(
-            f"model.name {name!r} is not a known architecture; expected one of {list(ARCHITECTURES)}"
+            f"model.name {name!r} is not a known {kind} architecture; expected one of {list(known)}"
+        )
+    if full_frame:
+        return build_full_frame(
+            name, num_classes, pretrained=pretrained, freezed=freezed, image_size=image_size
         )
     arch = ARCHITECTURES[name]
     net = _torchvision_model(arch.torchvision_name, pretrained, image_size)
@@ -145,8 +161,15 @@ def _torchvision_model(torchvision_name: str, pretrained: bool, image_size: int)
     return torchvision.models.get_model(torchvision_name, weights=None, **kwargs)
 
 
-def head_tensors(name: str, keys) -> list[str]:
-    """The keys among `keys` that belong to the two heads of architecture `name`."""
+def architectures(full_frame: bool) -> dict:
+    """The architectures by name: HaGRID v1's hand-crop classifiers, or v2's full-frame ones."""
+    return FULL_FRAME_ARCHITECTURES if full_frame else ARCHITECTURES
+
+
+def head_tensors(name: str, keys, full_frame: bool = False) -> list[str]:
+    """The keys among `keys` that belong to the heads of architecture `name`."""
+    if full_frame:
+        return head_keys(name, keys)
     heads = ARCHITECTURES[name].heads
     return [key for key in keys if key.startswith(heads)]
 
@@ -163,6 +186,7 @@ class Layout:
     name: str
     num_classes: int
     image_size: int  # ViT's position embeddings fix it; convolutional models take any size (224 reported)
+    full_frame: bool = False  # HaGRID v2's full-frame layout (torchvision's keys, one head)
 
 
 # The gesture head's output layer, by architecture family: its rows are the classes.
@@ -171,8 +195,28 @@ _GESTURE_OUTPUT[VitClassifier] = "gesture_classifier.0"
 
 
 def detect_layout(state_dict: dict[str, torch.Tensor]) -> Layout | None:
-    """The architecture whose HaGRID layout `state_dict` matches key for key and shape for shape; None if
-    none does. Candidates are built on the meta device: shapes only, no memory, milliseconds."""
+    """The architecture whose HaGRID layout (v1's hand-crop or v2's full-frame) `state_dict` matches key for
+    key and shape for shape; None if none does. Candidates are built on the meta device: shapes only, no
+    memory, milliseconds."""
+    return _crop_layout(state_dict) or _full_frame_layout(state_dict)
+
+
+def _full_frame_layout(state_dict: dict[str, torch.Tensor]) -> Layout | None:
+    keys = set(state_dict)
+    for name, arch in FULL_FRAME_ARCHITECTURES.items():
+        head = f"{arch.head}weight"
+        if head not in keys:
+            continue
+        num_classes = state_dict[head].shape[0]
+        image_size = vit_image_size(state_dict, arch.patch) if arch.patch else 224
+        with torch.device("meta"):
+            template = build_full_frame(name, num_classes, image_size=image_size)
+        if not layout_problems(template, state_dict):
+            return Layout(name, num_classes, image_size, full_frame=True)
+    return None
+
+
+def _crop_layout(state_dict: dict[str, torch.Tensor]) -> Layout | None:
     keys = set(state_dict)
     for name in ARCHITECTURES:
         with torch.device("meta"):

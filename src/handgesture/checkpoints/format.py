@@ -24,7 +24,7 @@ from handgesture.errors import CheckpointError
 from handgesture.storage import Store
 
 SCHEMA_VERSION = 2  # 2: HaGRID's module layout, input and leading-hand order (1, our own before it: refused)
-SHAPE_FIELDS = ("model_name", "class_names", "image_size")
+SHAPE_FIELDS = ("model_name", "class_names", "image_size", "full_frame")
 # torch.load reads a file as its zip format exactly when it starts with a zip local header.
 ZIP_MAGIC = b"PK\x03\x04"
 # Members declaring this much in all cannot hurt, so the architectures' limits (derived in about 0.3 s)
@@ -100,12 +100,13 @@ def check_member_sizes(members: list[tuple[str, int]], source: str) -> None:
 def size_limits() -> tuple[int, int]:
     """(bytes one member, bytes all members may declare), from every architecture built on the meta device:
     shapes only, no memory."""
-    from handgesture.models import ARCHITECTURES, build_model  # models imports torchvision: only when needed
+    from handgesture.models import architectures, build_model  # models imports torchvision: only when needed
 
     largest_model = largest_checkpoint = 0
-    for name in ARCHITECTURES:
+    every = [(name, full_frame) for full_frame in (False, True) for name in architectures(full_frame)]
+    for name, full_frame in every:
         with torch.device("meta"):
-            model = build_model(name, LIMIT_CLASSES)
+            model = build_model(name, LIMIT_CLASSES, full_frame=full_frame)
         parameters = sum(_nbytes(p) for p in model.parameters())
         # Every state_dict entry: checkpoints clone each tensor, so ViT's shared encoder is saved twice.
         saved = sum(_nbytes(t) for t in model.state_dict().values())

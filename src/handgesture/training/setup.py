@@ -55,6 +55,7 @@ def build_trainer(
         pretrained=config.model.pretrained,
         freezed=config.model.freezed,
         image_size=config.dataset.image_size[0],
+        full_frame=config.model.full_frame,
     )
     if cluster.distributed and config.train_params.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys: checkpoints unchanged

@@ -55,6 +55,7 @@ def shape_of(config: Config) -> dict[str, Any]:
         "model_name": config.model.name,
         "class_names": list(config.dataset.targets),
         "image_size": list(config.dataset.image_size),
+        "full_frame": config.model.full_frame,
     }
 
 
