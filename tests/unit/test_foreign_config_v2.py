@@ -9,7 +9,7 @@ from handgesture.errors import ConfigError
 from handgesture.labels import HAGRID_V2_TARGETS
 from tests.hagrid import FIXTURES
 
-V2_CONFIG = FIXTURES / "hagrid_v2_resnet18.yaml"  # v2's file has no model.full_frame: it loads as given
+V2_CONFIG = FIXTURES / "hagrid_v2_resnet18.yaml"
 V2_OPTIMIZER = (
     "    name: SGD\n    params:\n        lr: 0.01\n        weight_decay: 0.0001\n        momentum: 0.9\n"
 )
@@ -55,6 +55,24 @@ def test_v2s_resnet18_config_loads_as_given():
         3,
     )
     assert config.model.name == "ResNet18" and config.model.pretrained is False
+    assert config.model.full_frame is True  # v2's classifiers see full frames; its files never say so
+
+
+@pytest.mark.parametrize("name", ["ConvNeXt_base", "VitB16", "MobileNetV3_large"])
+def test_v2s_other_architectures_load_as_full_frame_ones(tmp_path, name):
+    config = load_config(v2_file(tmp_path, ("name: ResNet18", f"name: {name}")))
+    assert (config.model.name, config.model.full_frame) == (name, True)
+
+
+def test_a_v1_architecture_in_a_v2_file_is_refused_naming_v2s(tmp_path):
+    with pytest.raises(ConfigError, match="model.name='Vitb32' is not a full-frame architecture.*VitB16"):
+        load_config(v2_file(tmp_path, ("name: ResNet18", "name: Vitb32")))
+
+
+def test_a_v2_file_may_still_ask_for_hand_crops(tmp_path):
+    path = v2_file(tmp_path, ("checkpoint: null", "checkpoint: null\n    full_frame: False"))
+    assert load_config(path).model.full_frame is False
+    assert load_config(V2_CONFIG, ["model.full_frame=false"]).model.full_frame is False
 
 
 ADAMW = "    name: AdamW\n    params:\n        lr: 0.004\n        eps: 0.00000001\n"
@@ -117,7 +135,8 @@ def test_each_v2_key_maps_onto_ours(tmp_path, replacements, expected):
         (("one_class: False", "one_class: True"), "dataset.one_class=true"),
         (("criterion: CrossEntropyLoss", "criterion: FocalLoss"), "criterion=FocalLoss"),
         (("eval_every: 1", "eval_every: 2"), "eval_every=2"),
-        (("name: ResNet18", "name: VitB16"), "model.name=VitB16"),
+        (("value: [144,144,144]", "value: [0,0,0]"), "PadIfNeeded.value"),
+        (("border_mode: 0", "border_mode: 4"), "PadIfNeeded.border_mode"),
         (("shuffle: True", "shuffle: False"), "train_params.shuffle=false"),
         (("    LongestMaxSize:", "    SmallestMaxSize:"), "train_transforms.SmallestMaxSize"),
         (("max_size: *img_size", "max_size: 256"), "val_transforms.LongestMaxSize: its size differs"),
@@ -133,7 +152,7 @@ def test_what_v2_says_that_cannot_be_mapped_is_refused_with_the_reason(tmp_path,
 
 FLIP = "train_transforms:\n    HorizontalFlip:\n        p: 0.5\n"
 EVERYTHING_WRONG = [
-    ("checkpoint: null", "checkpoint: null\n    full_frame: True"),
+    ("value: [144,144,144]", "value: 0"),
     ("train_transforms:\n", FLIP),
     ("epochs: 100\n", "epochs: 100\nlerning_rate: 1\n"),
 ]
@@ -144,7 +163,7 @@ def test_every_refusal_and_unknown_key_of_a_v2_file_is_in_one_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert "model.full_frame=true" in message and "train_transforms.HorizontalFlip" in message
+    assert "PadIfNeeded.value" in message and "train_transforms.HorizontalFlip" in message
     assert "unknown keys lerning_rate" in message and message.count(str(path)) == 1 and "\n" not in message
 
 
@@ -153,5 +172,5 @@ def test_handgesture_train_refuses_a_v2_file_in_one_error_line_with_status_2(tmp
     assert main(["train", "--config", str(path), "--epochs", "1"]) == 2
     captured = capsys.readouterr()
     [line] = captured.err.strip().splitlines()
-    assert line.startswith("error: ") and "model.full_frame=true" in line and "lerning_rate" in line
+    assert line.startswith("error: ") and "PadIfNeeded.value" in line and "lerning_rate" in line
     assert "HorizontalFlip" in line and captured.out == ""

@@ -7,7 +7,7 @@ HaGRID v1 (`hagrid_v1`; v2's files carry these too):
     model.checkpoint    -> checkpoint.resume when the file exists (HaGRID loads it only then; its default
                            "/path/to/chackpoint" and the tutorial's "best_model.pth" usually do not)
     model.start_epoch   0 is the default; another value needs the checkpoint above, whose own epoch wins
-    model.full_frame    false is what this pipeline does (hand crops); true is refused
+    model.full_frame    ours as it is: false trains on hand crops, true on full frames
 HaGRID v2 (`hagrid_v2`):
     epochs              -> train_params.epochs
     log_every           -> train_params.log_every_n_steps
@@ -35,19 +35,19 @@ HaGRID v2 (`hagrid_v2`):
     dataset.annotations_train|val|test -> dataset.annotations|val_annotations|test_annotations
     dataset.dataset_train|val|test -> dataset.dataset when they name one folder; different ones are refused
     dataset.img_size    -> dataset.image_size [s, s]
-    dataset.img_mean|img_std  v2's defaults ([0.54, 0.499, 0.474], [0.234, 0.235, 0.231]) accepted and
-                           not applied (ours feeds HaGRID's [0, 1] input); other values refused
+    dataset.img_mean|img_std  v2's defaults ([0.54, 0.499, 0.474], [0.234, 0.235, 0.231]), which the
+                           full-frame models apply inside; other values refused
     dataset.subset|targets  ours already
     dataset.one_class   false; true is refused
     train_transforms|val_transforms|test_transforms  v2's chain LongestMaxSize, PadIfNeeded, Normalize,
                            ToTensorV2 at p=1: its size must be img_size (or sets dataset.image_size), its
-                           mean/std v2's defaults; its fill value and border mode are not used (crops fit
-                           image_size); any other transform is refused by name
-    model.name          ResNet18, ResNet152, MobileNetV3_small, MobileNetV3_large: ours; ConvNeXt_base and
-                           VitB16 are refused (not architectures here)
+                           mean/std v2's defaults, its padding constant (border_mode 0) with 144, the
+                           letterbox of the full-frame data path; any other transform is refused by name
+    model.name          ResNet18, ResNet152, MobileNetV3_small, MobileNetV3_large, ConvNeXt_base, VitB16:
+                           v2's full-frame architectures
     model.pretrained    ours; model.pretrained_backbone false (v2's classifiers never read it); true refused
-    model.full_frame    as v1's; v2's files do not carry it, so they configure a hand-crop classifier with
-                           v2's recipe (v2's own classifiers see full frames: later work)
+    model.full_frame    v2's files do not carry it, and v2's classifiers see full frames: a v2 file (one
+                           with any of v2's own keys) sets model.full_frame=true unless it sets it itself
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from typing import Any
 
 from handgesture.errors import ConfigError
 from handgesture.foreign_config.hagrid_v1 import map_v1
-from handgesture.foreign_config.hagrid_v2 import map_v2
+from handgesture.foreign_config.hagrid_v2 import is_v2_file, map_v2
 from handgesture.foreign_config.layer import Layer
 
 
@@ -66,6 +66,8 @@ def mapped(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]
     key that cannot be mapped (`key: reason`)."""
     layer = Layer(copy.deepcopy(data), source)
     map_v1(layer)
+    if is_v2_file(data):  # v2's classifiers are full-frame ones, and its files never say so
+        layer.put("model.full_frame", True)
     map_v2(layer)
     return layer.data, layer.refused
 

@@ -1,5 +1,5 @@
-"""HaGRID v1's classifier keys (also in v2's files): experiment_name and model.checkpoint|start_epoch|
-full_frame. The table is in the package's docstring."""
+"""HaGRID v1's classifier keys (also in v2's files): experiment_name and model.checkpoint|start_epoch
+(model.full_frame is ours as it is). The table is in the package's docstring."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ def map_v1(layer: Layer) -> None:
     model = layer.data.get("model")
     if not isinstance(model, dict):
         return
-    if model.pop("full_frame", False):
-        layer.refuse("model.full_frame=true", "this pipeline trains on hand crops only; set it to false")
     checkpoint = _existing_checkpoint(model.pop("checkpoint", None), layer.source)
     if checkpoint:
         layer.put("checkpoint.resume", checkpoint)

@@ -26,6 +26,17 @@ SCHEDULER_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Keys only HaGRID v2's files have (v1's and ours have none of them): a layer with one of them is v2's.
+V2_ONLY_KEYS = ("early_stopping", "eval_every", "test_every", "criterion", "work_dir", "val_params")
+V2_ONLY_BLOCKS = ("train_transforms", "val_transforms", "test_transforms", "test_params")
+
+
+def is_v2_file(data: dict[str, Any]) -> bool:
+    """Whether `data` (one config layer) is HaGRID v2's config file."""
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    return any(key in data for key in (*V2_ONLY_KEYS, *V2_ONLY_BLOCKS)) or "annotations_train" in dataset
+
+
 def map_v2(layer: Layer) -> None:
     _top_level(layer)
     _loaders(layer)

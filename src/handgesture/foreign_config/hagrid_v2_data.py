@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from handgesture.foreign_config.layer import Layer, close
-from handgesture.models import ARCHITECTURES
+from handgesture.full_frame import V2_MEAN, V2_PAD_VALUE, V2_STD
 
-V2_MEAN = [0.54, 0.499, 0.474]  # v2's dataset.img_mean and Normalize's mean
-V2_STD = [0.234, 0.235, 0.231]
-NO_NORMALIZE = "this pipeline feeds HaGRID's [0, 1] input without mean/std"
+V2_NORMALISATION = "the full-frame models normalise with v2's own, inside the model"
 STANDARD_TRANSFORMS = ("LongestMaxSize", "PadIfNeeded", "Normalize", "ToTensorV2")
 
 
@@ -39,9 +37,11 @@ def _dataset(layer: Layer) -> None:
         layer.put("dataset.dataset", folders[0])
     if "img_size" in block:
         _image_size(layer, block.pop("img_size"))
-    for key, expected in (("img_mean", V2_MEAN), ("img_std", V2_STD)):
+    for key, expected in (("img_mean", list(V2_MEAN)), ("img_std", list(V2_STD))):
         if key in block and not close(block.pop(key), expected):
-            layer.refuse(f"dataset.{key}", f"only v2's default {expected} is accepted: {NO_NORMALIZE}")
+            layer.refuse(
+                f"dataset.{key}", f"only v2's default {list(expected)} is accepted: {V2_NORMALISATION}"
+            )
     if block.pop("one_class", False) is not False:
         layer.refuse("dataset.one_class=true", "this pipeline classifies dataset.targets, not hand/no hand")
 
@@ -79,9 +79,24 @@ def _standard_transform(layer: Layer, key: str, args: dict[str, Any]) -> None:
         layer.put("dataset.image_size", [sides[0], sides[0]])
     elif sides and (size is None or any(side != max(size) for side in sides)):
         layer.refuse(key, "its size differs from dataset.img_size: this pipeline fits images to img_size")
-    for arg, expected in (("mean", V2_MEAN), ("std", V2_STD)):
+    for arg, expected in (("mean", list(V2_MEAN)), ("std", list(V2_STD))):
         if arg in args and not close(args[arg], expected):
-            layer.refuse(f"{key}.{arg}", f"only v2's default {expected} is accepted: {NO_NORMALIZE}")
+            layer.refuse(
+                f"{key}.{arg}", f"only v2's default {list(expected)} is accepted: {V2_NORMALISATION}"
+            )
+    _padding(layer, key, args)
+
+
+def _padding(layer: Layer, key: str, args: dict[str, Any]) -> None:
+    """PadIfNeeded's fill (`value` in older albumentations, `fill` in newer) and border mode: the
+    letterbox pads with v2's constant grey."""
+    for arg in ("value", "fill"):
+        fill = args.get(arg, V2_PAD_VALUE)
+        fill = fill if isinstance(fill, list) else [fill] * 3
+        if not close(fill, [V2_PAD_VALUE] * 3):
+            layer.refuse(f"{key}.{arg}", f"the letterbox pads with v2's {[V2_PAD_VALUE] * 3} only")
+    if args.get("border_mode", 0) != 0:
+        layer.refuse(f"{key}.border_mode", "the letterbox pads with a constant (border_mode 0) only")
 
 
 def _model(layer: Layer) -> None:
@@ -92,9 +107,3 @@ def _model(layer: Layer) -> None:
         layer.refuse(
             "model.pretrained_backbone=true", "v2's classifiers do not read it; use model.pretrained"
         )
-    name = model.get("name")
-    if name in ("ConvNeXt_base", "VitB16"):
-        layer.refuse(
-            f"model.name={name}", f"not an architecture here (these are: {', '.join(ARCHITECTURES)})"
-        )
-        model.pop("name")
