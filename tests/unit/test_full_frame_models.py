@@ -94,3 +94,14 @@ def test_an_architecture_of_the_other_kind_is_refused_naming_both_keys():
         validate(config)
     config.model.name = "ResNet18"
     validate(config)
+
+
+def test_the_command_line_refuses_it_with_status_2_and_writes_nothing(tmp_path, capsys):
+    from handgesture_cli.main import main
+
+    runs = tmp_path / "runs"
+    argv = ["train", "--epochs", "1", f"storage.uri={runs}", "model.full_frame=true", "model.name=ResNext50"]
+    assert main(argv) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "model.name='ResNext50' is not a full-frame architecture" in line
+    assert not runs.exists()
