@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -65,7 +66,7 @@ def predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from handgesture.inference import load_model
-    from handgesture.prediction import image_paths, read_boxes, targets_of
+    from handgesture.prediction import image_paths, read_boxes, targets_of, without_boxes
     from handgesture.prediction import predict as predictions
     from handgesture.training.setup import pick_device
 
@@ -74,6 +75,11 @@ def predict(args: argparse.Namespace) -> int:
     targets = targets_of(image_paths(args.images), read_boxes(Path(args.boxes)) if args.boxes else None)
     device = pick_device(args.device)
     loaded = load_model(args.uri, device, _s3(args))
+    if loaded.full_frame:  # it classifies whole images: one record per image, whatever the boxes
+        if args.boxes:
+            note = f"note: --boxes {args.boxes} ignored: a full-frame model classifies each whole image"
+            print(note, file=sys.stderr)
+        targets = without_boxes(targets)
     for record in predictions(loaded, targets, device=device, batch_size=args.batch_size, top_k=args.top_k):
         print(json.dumps(record), flush=True)
     return 0

@@ -207,7 +207,8 @@ def _report(
     loaded: LoadedModel, split: str, metrics: dict[str, Any], mistakes: list[Mistake], notes: list[str]
 ) -> EvaluationReport:
     names = {"gesture": loaded.class_names, "leading_hand": list(LEADING_HANDS)}
-    confusion = {head: metrics[CONFUSION_KEYS[head]] for head in HEADS}
+    heads = [head for head in HEADS if CONFUSION_KEYS[head] in metrics]  # a full-frame model: gesture only
+    confusion = {head: metrics[CONFUSION_KEYS[head]] for head in heads}
     return EvaluationReport(
         checkpoint=loaded.uri,
         sha256=loaded.sha256,
@@ -218,9 +219,9 @@ def _report(
         skipped_images=int(metrics["skipped_images"]),
         weighted={
             head: {k.split("/", 1)[1]: float(v) for k, v in metrics.items() if k.startswith(f"{head}/")}
-            for head in HEADS
+            for head in heads
         },
-        per_class={head: per_class(confusion[head], names[head]) for head in HEADS},
+        per_class={head: per_class(confusion[head], names[head]) for head in heads},
         confusion=confusion,
         mistakes=[
             {"index": m.index, "true": m.true, "predicted": m.predicted, "probability": m.probability}
@@ -233,7 +234,7 @@ def _report(
 def _write(report: EvaluationReport, mistakes: list[Mistake], class_names: list[str], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = {"gesture": class_names, "leading_hand": list(LEADING_HANDS)}
-    for head in HEADS:
+    for head in report.confusion:
         path = out_dir / f"{CONFUSION_KEYS[head]}.png"
         save_confusion(report.confusion[head], names[head], path)
         report.files[f"{head}_confusion_matrix"] = str(path)

@@ -2,7 +2,9 @@
 whole image as one crop when no box is given. The library side of `handgesture predict`.
 
 Crops are cut exactly as evaluation cuts them (a square around the box, resized and padded to the model's
-input), so a prediction on a dataset frame is the evaluation's prediction for that hand.
+input), so a prediction on a dataset frame is the evaluation's prediction for that hand. A full-frame model
+(HaGRID v2's, `LoadedModel.full_frame`) classifies each whole image, letterboxed as its training data was
+(`data.full_frames.letterbox`): boxes mean nothing to it, and its records have no leading hand.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from handgesture.data.dataset import crop_square, resize_and_pad
 from handgesture.data.frames import UnreadableFrame, read_frame
+from handgesture.data.full_frames import letterbox
 from handgesture.data.geometry import square_crop_box
 from handgesture.errors import DataError
 from handgesture.inference import LoadedModel
@@ -128,7 +131,7 @@ def predict(
             pending = []
             yield {"image": str(target.image), "box": _list(target.box), "error": frame}
             continue
-        pending.append((target, crop(frame, target.box, loaded.image_size)))
+        pending.append((target, model_input(frame, target.box, loaded)))
         if len(pending) == batch_size:
             yield from _run(loaded, pending, device, top_k)
             pending = []
@@ -141,6 +144,18 @@ def _read(image: Path) -> torch.Tensor | str:
         return read_frame(str(image))
     except UnreadableFrame as exc:
         return f"unreadable image: {exc}"
+
+
+def model_input(frame: torch.Tensor, box: Box | None, loaded: LoadedModel) -> torch.Tensor:
+    """What `loaded` sees of a frame: the whole frame letterboxed (a full-frame model), else the crop."""
+    if loaded.full_frame:
+        return letterbox(frame, (loaded.image_size[0], loaded.image_size[1]))
+    return crop(frame, box, loaded.image_size)
+
+
+def without_boxes(targets: list[Target]) -> list[Target]:
+    """One whole-image target per image, in order: what a full-frame model predicts on whatever boxes say."""
+    return [Target(image, None) for image in dict.fromkeys(target.image for target in targets)]
 
 
 def crop(frame: torch.Tensor, box: Box | list[float] | None, image_size: list[int]) -> torch.Tensor:
@@ -159,22 +174,31 @@ def _run(
     images = preprocess(torch.stack([crop for _, crop in pending]).to(device))
     outputs = loaded.model(images)
     gestures = outputs["gesture"].float().softmax(dim=1).cpu()
-    hands = outputs["leading_hand"].float().softmax(dim=1).cpu()
+    hands = _leading_hands(outputs, len(pending))
     k = min(top_k, gestures.shape[1])
     for (target, _), gesture, hand in zip(pending, gestures, hands, strict=True):
         best, which = gesture.topk(k)
-        yield {
+        record = {
             "image": str(target.image),
             "box": _list(target.box),
             "gesture": loaded.class_names[int(which[0])],
             "gesture_probability": round(float(best[0]), 6),
-            "leading_hand": LEADING_HANDS[int(hand.argmax())],
-            "leading_hand_probability": round(float(hand.max()), 6),
-            "top_k": [
-                {"gesture": loaded.class_names[int(i)], "probability": round(float(p), 6)}
-                for p, i in zip(best, which, strict=True)
-            ],
         }
+        if hand is not None:
+            record["leading_hand"] = LEADING_HANDS[int(hand.argmax())]
+            record["leading_hand_probability"] = round(float(hand.max()), 6)
+        record["top_k"] = [
+            {"gesture": loaded.class_names[int(i)], "probability": round(float(p), 6)}
+            for p, i in zip(best, which, strict=True)
+        ]
+        yield record
+
+
+def _leading_hands(outputs: dict[str, torch.Tensor], count: int) -> list[torch.Tensor | None]:
+    """Each item's leading-hand probabilities; None for each when the model has no such head (full frame)."""
+    if "leading_hand" not in outputs:
+        return [None] * count
+    return list(outputs["leading_hand"].float().softmax(dim=1).cpu())
 
 
 def _list(box: Box | None) -> list[float] | None:

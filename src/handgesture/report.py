@@ -189,6 +189,7 @@ def render_evaluation(report: EvaluationReport) -> str:
             + " | ".join(f"{report.weighted[head].get(n, float('nan')):.4f}" for n in names)
             + " |"
             for head in HEADS
+            if head in report.weighted  # a full-frame model has the gesture head alone
         ],
         "",
         "| gesture | precision | recall | f1_score | support |",

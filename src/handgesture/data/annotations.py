@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handgesture.data.entries import Entry, parse_entry
+from handgesture.data.full_frames import WHOLE_FRAME, full_frame_label
 from handgesture.errors import DataError
-from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS, NO_GESTURE
+from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS, NO_GESTURE, UNKNOWN_HAND
 
 log = logging.getLogger(__name__)
 KNOWN_LABELS = frozenset(HAGRID_TARGETS) | frozenset(HAGRID_V2_TARGETS)
@@ -69,6 +70,8 @@ class _Tally:
     missing: int = 0
     bad_boxes: Counter = field(default_factory=Counter)  # annotation file -> boxes outside their frame
     unknown_labels: Counter = field(default_factory=Counter)  # label -> boxes
+    no_gesture_only: int = 0  # full frame: images outside the no_gesture folder with no gesture in them
+    untargeted: Counter = field(default_factory=Counter)  # full frame: an image's label -> images, no target
 
     def notes(self, missing_targets: list[str], ann_dir: Path) -> list[str]:
         notes = []
@@ -82,6 +85,14 @@ class _Tally:
         if self.unknown_labels:
             labels = ", ".join(f"{label!r}: {n}" for label, n in sorted(self.unknown_labels.items()))
             notes.append(f"boxes with unknown labels (no target, no HaGRID class), skipped: {labels}")
+        if self.no_gesture_only:
+            notes.append(
+                f"{self.no_gesture_only} images outside the no_gesture folder with only no_gesture hands, "
+                "dropped (HaGRID v2's full-frame rule)"
+            )
+        if self.untargeted:
+            labels = ", ".join(f"{label!r}: {n}" for label, n in sorted(self.untargeted.items()))
+            notes.append(f"images whose full-frame label is not a target, skipped: {labels}")
         return notes
 
 
@@ -106,6 +117,19 @@ def _samples_for_image(image: Path, entry: Entry, index: dict[str, int], tally: 
     return samples
 
 
+def _full_frame_sample(image: Path, entry: Entry, index: dict[str, int], tally: _Tally) -> list[Sample]:
+    """The image as one sample (the whole frame), labelled by v2's rule; none when the rule drops it or its
+    label is not a target. The folder is the image's gesture folder (no_gesture's own labels its images)."""
+    label = full_frame_label(entry.labels, image.parent.name)
+    if label is None:
+        tally.no_gesture_only += 1
+        return []
+    if label not in index:
+        tally.untargeted[label] += 1
+        return []
+    return [Sample(str(image), WHOLE_FRAME, index[label], UNKNOWN_HAND, entry.user_id)]
+
+
 def _exists(image: Path, dataset_root: str, where: str) -> bool:
     """Whether the image is there; a symlink out of the dataset folder is refused like an escaping id."""
     try:
@@ -119,7 +143,9 @@ def _exists(image: Path, dataset_root: str, where: str) -> bool:
     return stat.S_ISREG(mode)
 
 
-def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally):
+def _read_gesture_file(
+    path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally, full_frame: bool
+):
     data = _load_json(path)
     ids = sorted(data)
     if subset > 0:
@@ -133,7 +159,10 @@ def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[s
         if not _exists(image, dataset_root, f"{path}, image {image.stem!r}"):
             tally.missing += 1
             continue
-        samples.extend(_samples_for_image(image, entry, index, tally, str(path)))
+        if full_frame:
+            samples.extend(_full_frame_sample(image, entry, index, tally))
+        else:
+            samples.extend(_samples_for_image(image, entry, index, tally, str(path)))
     if tally.bad_boxes[str(path)]:
         log.warning(
             "%s: %d boxes outside their frame or empty were skipped", path, tally.bad_boxes[str(path)]
@@ -141,8 +170,11 @@ def _read_gesture_file(path: Path, gesture_dir: Path, subset: int, index: dict[s
     return samples
 
 
-def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) -> AnnotationSet:
-    """Read ``<annotations_dir>/<gesture>.json`` for each target into one Sample per box.
+def read_annotations(
+    annotations_dir, dataset_dir, targets, subset: int = -1, full_frame: bool = False
+) -> AnnotationSet:
+    """Read ``<annotations_dir>/<gesture>.json`` for each target into one Sample per box (with
+    ``full_frame``: one per image, v2's label rule, the whole frame as its box: `data.full_frames`).
 
     Images are ``<dataset_dir>/<gesture>/<image_id>.jpg``; missing ones are skipped and counted. Samples come
     sorted by gesture file, then image id, then box index. What was skipped is in the result's `notes`.
@@ -169,7 +201,7 @@ def read_annotations(annotations_dir, dataset_dir, targets, subset: int = -1) ->
         )
     samples, tally = [], _Tally()
     for gesture, path in present.items():
-        samples.extend(_read_gesture_file(path, data_dir / gesture, subset, index, tally))
+        samples.extend(_read_gesture_file(path, data_dir / gesture, subset, index, tally, full_frame))
     if tally.missing:
         log.warning("%d annotated images are missing under %s and were skipped", tally.missing, data_dir)
     if tally.unknown_labels:

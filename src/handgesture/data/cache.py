@@ -19,6 +19,12 @@ counts, sizes and sha256 of the other files). The key digests the settings, the 
 bytes) and every sample with its image's ``<gesture>/<file>`` name and byte size; no absolute paths or mtimes,
 so a copy of the dataset on another machine has the same key and can use a cache prepared elsewhere
 (:mod:`handgesture.data.cache_share`).
+
+A frame cache (`model.full_frame=true`) is the same machinery with one row per image: the whole frame
+letterboxed to ``frame_size`` (`data.full_frames`), so an epoch never decodes a full-HD JPEG again. Its
+folder is ``frames-<key>`` and its settings (hence its key) hold ``frame_size``, so a crop cache and a frame
+cache of the same data are never confused; a crop cache's settings omit it, as before frame caches existed,
+so crop caches prepared before stay valid.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import numpy as np
 from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cache_check import check_contents
-from handgesture.data.cached_dataset import CachedCropDataset
+from handgesture.data.cached_dataset import CachedCropDataset, CachedFrameDataset
 from handgesture.data.geometry import MAX_CROP_SCALE, level_scales
 from handgesture.errors import DataError
 from handgesture.storage import sha256_file
@@ -71,16 +77,38 @@ class CacheSettings:
     quality: int
     levels: int = 1  # an index from before levels (version 4) held one
     version: int = FORMAT_VERSION
+    frame_size: tuple[int, int] | None = None  # a frame cache: [H, W] of its letterboxed frames
+
+    def __post_init__(self):
+        if self.frame_size is not None:  # index.json gives a list back
+            object.__setattr__(self, "frame_size", (int(self.frame_size[0]), int(self.frame_size[1])))
+
+    @property
+    def full_frame(self) -> bool:
+        return self.frame_size is not None
+
+    @property
+    def kind(self) -> str:
+        """What the rows hold: the folder's prefix, and the word logs and errors use."""
+        return "frames" if self.full_frame else "crops"
 
     @property
     def scales(self) -> list[float]:
         return level_scales(self.max_scale, self.levels)
 
+    def stored(self) -> dict:
+        """The settings as index.json holds them (JSON's lists) and the key digests them; a crop cache's
+        without ``frame_size``, so its key is what it was before frame caches existed."""
+        settings = json.loads(json.dumps(asdict(self)))
+        if self.frame_size is None:
+            del settings["frame_size"]
+        return settings
+
 
 def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=()) -> str:
     """sha256 of everything the rows and the index depend on; images by name and byte size (a stat, not a
     read). The targets count too: a target with no samples changes no row, but it does change the notes."""
-    h = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(settings.stored(), sort_keys=True).encode())
     h.update(json.dumps(list(targets)).encode())
     for path in sorted(Path(p) for p in annotation_files):
         h.update(f"\0ann\0{path.name}\0".encode())
@@ -117,7 +145,7 @@ def check_folder(folder: Path, key: str, settings: CacheSettings | None = None, 
         if index["key"] != key:
             raise ValueError("index key does not match the folder's dataset and settings (stale)")
     if samples is not None:
-        check_contents(folder, index, asdict(settings), list(samples))
+        check_contents(folder, index, settings.stored(), list(samples))
     if time.time_ns() - max(mtime for _, mtime in stamp) > _RACY_NS:
         _verified[(str(folder), key)] = stamp
     return index
@@ -129,7 +157,7 @@ def verify_folder(folder: Path, key: str, settings: CacheSettings | None = None,
         return check_folder(folder, key, settings, samples)
     except CHECK_ERRORS as exc:
         if folder.exists():
-            log.warning("Crop cache %s is unusable (%s); rebuilding it", folder, exc)
+            log.warning("Cache %s is unusable (%s); rebuilding it", folder, exc)
         return None
 
 
@@ -147,7 +175,8 @@ class CropCache:
     notes: list[str]  # what reading the annotations skipped besides missing images
 
     def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
-        return CachedCropDataset(self, self.samples if samples is None else samples, train)
+        kind = CachedFrameDataset if self.settings.full_frame else CachedCropDataset
+        return kind(self, self.samples if samples is None else samples, train)
 
     def summary(self) -> dict:
         return {
@@ -169,8 +198,11 @@ def cache_settings(
     fmt=DEFAULT_FORMAT,
     quality=DEFAULT_QUALITY,
     levels=DEFAULT_LEVELS,
+    full_frame: bool = False,
 ) -> CacheSettings:
     size = (int(image_size[0]), int(image_size[1]))
+    if full_frame:  # one row per image, the letterboxed frame: no scales, no levels
+        max_scale, side, levels = 1.0, max(size), 1
     if fmt not in FORMATS or max_scale < 1.0 or min(size) <= 0 or not 1 <= quality <= 100 or levels < 1:
         raise ValueError(
             f"crop cache needs fmt in {FORMATS}, max_scale >= 1, image_size > 0, quality in 1..100 and "
@@ -179,7 +211,12 @@ def cache_settings(
         )
     ratio = max_scale ** (1 / levels)  # between one level's scales
     return CacheSettings(
-        int(side or round(ratio * max(size))), float(max_scale), fmt, int(quality), int(levels)
+        int(side or round(ratio * max(size))),
+        float(max_scale),
+        fmt,
+        int(quality),
+        int(levels),
+        frame_size=size if full_frame else None,
     )
 
 
@@ -199,16 +236,18 @@ def prepare_cache(
     notes: list[str] = (),
     targets=(),
     share=None,
+    full_frame: bool = False,
 ) -> CropCache:
-    """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir``; see the module docstring.
+    """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir`` (with ``full_frame``: their
+    frame cache, ``levels`` aside); see the module docstring.
 
     ``workers`` > 0 decodes frames in that many processes. ``share`` (a :class:`CacheShare`) is where
     prepared caches are shared between machines: fetched from it before preparing, published to it after.
     """
     samples = list(samples)
-    settings = cache_settings(image_size, max_scale, side, fmt, quality, levels)
+    settings = cache_settings(image_size, max_scale, side, fmt, quality, levels, full_frame)
     key = cache_key(samples, settings, annotation_files, targets)
-    folder = Path(cache_dir) / f"crops-{key[:24]}"
+    folder = Path(cache_dir) / f"{settings.kind}-{key[:24]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder.parent):  # two preparers of one cache: one builds, the other then reuses it
         index, origin = verify_folder(folder, key, settings, samples), "reused"
@@ -220,7 +259,7 @@ def prepare_cache(
     if share is not None and origin != "downloaded":
         share.publish(folder)
     if index["unreadable"]:
-        log.warning("Crop cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
+        log.warning("Cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
     return _loaded(folder, key, index, samples, image_size, origin)
 
 
@@ -231,7 +270,7 @@ def open_cache(folder, key: str, image_size, dataset_dir) -> CropCache:
     index = verify_folder(folder, key)
     if index is None:
         raise DataError(
-            f"prepared crop cache {folder} is missing or does not verify against key {key[:24]}; "
+            f"prepared cache {folder} is missing or does not verify against key {key[:24]}; "
             "prepare the data again (handgesture prepare, or the prepare-data task)"
         )
     samples = samples_from_columns(json.loads((folder / SAMPLES).read_text()), dataset_dir)
@@ -277,7 +316,7 @@ def check_space(folder: Path, needed: int, settings: CacheSettings) -> None:
             else f"a lower dataset.cache_quality (now {settings.quality})"
         )
         raise CacheWontFitError(
-            f"the crop cache {folder} needs about {_gib(needed)} (and {_gib(margin)} to spare), but its "
+            f"the cache {folder} needs about {_gib(needed)} (and {_gib(margin)} to spare), but its "
             f"filesystem has {_gib(free)} free: set {compact}, dataset.cache_dir to a larger disk, or "
             "dataset.cache_dir=null to decode frames each epoch"
         )
@@ -294,10 +333,10 @@ def _build(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        log.info("Preparing crop cache of %d samples in %s", len(samples), folder)
+        log.info("Preparing the %s cache of %d samples in %s", settings.kind, len(samples), folder)
         unreadable = write_rows(samples, settings, tmp, workers)
         (tmp / SAMPLES).write_text(json.dumps(samples_to_columns(samples)))
-        index = {"key": key, "settings": asdict(settings), "count": len(samples), "unreadable": unreadable}
+        index = {"key": key, "settings": settings.stored(), "count": len(samples), "unreadable": unreadable}
         index["missing_images"], index["notes"] = missing, list(notes)
         index["files"] = {name: _file_entry(tmp / name) for name in DATA_FILES}
         (tmp / INDEX).write_text(json.dumps(index, indent=1))

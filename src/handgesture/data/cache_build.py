@@ -1,5 +1,5 @@
 """Cutting a crop cache's rows out of full frames: each frame is decoded once (torchvision.io, libjpeg-turbo),
-however many hands it holds, optionally in several processes."""
+however many hands it holds, optionally in several processes. A frame cache's row is the frame letterboxed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torchvision.io import encode_jpeg
 
 from handgesture.data.dataset import crop_square, resize_and_pad
 from handgesture.data.frames import UnreadableFrame, read_frame
+from handgesture.data.full_frames import letterbox
 from handgesture.data.geometry import square_crop_box
 from handgesture.errors import StorageError
 from handgesture.storage.local import DISK_FULL
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def _encode_square(square: torch.Tensor, settings) -> bytes:
-    """A [C, S, S] row as stored: JPEG, or raw bytes interleaved [S, S, C]."""
+    """A [C, H, W] row as stored: JPEG, or raw bytes interleaved [H, W, C]."""
     if settings.fmt == "jpeg":
         return encode_jpeg(square, quality=settings.quality).numpy().tobytes()
     return square.permute(1, 2, 0).contiguous().numpy().tobytes()
@@ -41,7 +42,15 @@ def _encode_group(job) -> list[list[Level]]:
     except UnreadableFrame as exc:
         log.warning("Cache: skipping unreadable image %s", exc)
         return [[(b"", 0, 0, 0)] * settings.levels for _ in boxes]
+    if settings.full_frame:  # one sample per image: its one row is the frame, letterboxed
+        return [[_frame_row(frame, settings)] for _ in boxes]
     return [_box_levels(frame, box, settings) for box in boxes]
+
+
+def _frame_row(frame: torch.Tensor, settings) -> Row:
+    """A frame cache's row: the whole frame as the model sees it (`full_frames.letterbox`)."""
+    _, frame_h, frame_w = frame.shape
+    return _encode_square(letterbox(frame, settings.frame_size), settings), frame_w, frame_h, settings.side
 
 
 def _box_levels(frame: torch.Tensor, box, settings) -> list[Level]:

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from handgesture.data.annotations import Sample
+from handgesture.data.full_frames import frame_item
 from handgesture.data.geometry import crop_scale, fit_size, level_of, pad_offsets, square_crop_box
 
 
@@ -104,3 +105,22 @@ class CachedCropDataset(Dataset):
             "leading_hand": sample.leading_hand,
             "index": index,
         }
+
+
+class CachedFrameDataset(CachedCropDataset):
+    """``FullFrameDataset``'s contract read from a frame cache: each row is the frame already letterboxed
+    (`full_frames.letterbox`), so an item is one small JPEG decode (or a raw copy), never a full-HD one."""
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else int(key)  # no random augmentation: the seed is unused
+        offset, length = (int(v) for v in self.rows[index, 0, :2])
+        if length == 0:
+            return None  # unreadable when the cache was prepared (counted in CropCache.unreadable)
+        return frame_item(self._frame(offset, length), self.samples[index], index)
+
+    def _frame(self, offset: int, length: int) -> torch.Tensor:
+        data = torch.frombuffer(bytearray(self._read(offset, length)), dtype=torch.uint8)
+        if self.settings.fmt == "jpeg":
+            return decode_jpeg(data, mode=ImageReadMode.RGB)
+        height, width = self.settings.frame_size
+        return data.view(height, width, 3).permute(2, 0, 1)

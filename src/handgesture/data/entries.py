@@ -24,6 +24,7 @@ class Entry:
     pairs: list[tuple[Box, str]]
     leading_hand: int  # HAND_INDEX value, or UNKNOWN_HAND (v2)
     user_id: str
+    labels: tuple[str, ...] = ()  # one per box, as annotated (v2's full-frame label rule reads these)
 
     def hand_of(self, label: str) -> int:
         if label == NO_GESTURE and self.leading_hand != UNKNOWN_HAND:
@@ -46,8 +47,9 @@ def parse_entry(entry, where: str) -> Entry:
     if not isinstance(user_id, str) or not user_id:
         raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
     if "leading_hand" in entry:
-        return Entry(list(zip(boxes, labels, strict=True)), _hand(entry["leading_hand"], where), user_id)
-    return Entry(_united_pairs(entry, boxes, labels, where), UNKNOWN_HAND, user_id)
+        pairs, hand = list(zip(boxes, labels, strict=True)), _hand(entry["leading_hand"], where)
+        return Entry(pairs, hand, user_id, tuple(labels))
+    return Entry(_united_pairs(entry, boxes, labels, where), UNKNOWN_HAND, user_id, tuple(labels))
 
 
 def _hand(hand, where: str) -> int:

@@ -1,4 +1,5 @@
-"""Pure crop geometry: square hand crops around a box, clipped to the frame, fitted to the model input.
+"""Pure crop geometry: square hand crops around a box, clipped to the frame, fitted to the model input; and
+the whole frame letterboxed to it (full-frame classification).
 
 Boxes are HaGRID's normalised (x, y, w, h) with a top-left origin; pixel boxes are (x0, y0, x1, y1) with
 exclusive ends, so a box's side is ``x1 - x0``.
@@ -63,12 +64,23 @@ def fit_size(side: int, image_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def pad_offsets(fitted: tuple[int, int], image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) zero padding that centres a ``fitted`` (h, w) image in ``image_size``."""
+    """(left, right, top, bottom) padding that centres a ``fitted`` (h, w) image in ``image_size``."""
     (h, w), (height, width) = fitted, image_size
     if h > height or w > width:
         raise ValueError(f"fitted size {fitted} is larger than image_size {image_size}")
     top, left = (height - h) // 2, (width - w) // 2
     return left, width - w - left, top, height - h - top
+
+
+def letterbox_size(frame_w: int, frame_h: int, image_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) a whole frame is resized to so that it fits ``image_size`` (H, W), aspect kept: its longest side
+    meets the size, as HaGRID v2's ``LongestMaxSize`` does for a square size."""
+    _check_frame(frame_w, frame_h)
+    height, width = image_size
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image_size must be two positive ints (H, W), got {image_size}")
+    factor = min(height / frame_h, width / frame_w)
+    return max(1, min(height, round(frame_h * factor))), max(1, min(width, round(frame_w * factor)))
 
 
 MAX_CROP_SCALE = 2.0  # crop caches hold each hand's square up to this scale

@@ -1,6 +1,6 @@
 """The prepare-data step, once per dataset and settings: the synthetic demo data when asked for, then the
-crop caches of the training, validation (when given) and test annotations, so epochs read small crops
-instead of decoding frames.
+crop caches (with `model.full_frame`: frame caches) of the training, validation (when given) and test
+annotations, so epochs read small crops or letterboxed frames instead of decoding full-HD frames.
 
 `prepare_data` is the flow's prepare-data task and `handgesture prepare`. It returns what it prepared
 (`PreparedData`: each split's cache folder and key), and training, evaluation and promotion open exactly
@@ -21,6 +21,7 @@ from handgesture.data.annotations import Sample, read_annotations
 from handgesture.data.cache import CropCache, open_cache, prepare_cache
 from handgesture.data.cache_share import CacheShare
 from handgesture.data.dataset import HandCropDataset
+from handgesture.data.full_frames import FullFrameDataset
 from handgesture.data.synthetic import generate_synthetic
 from handgesture.errors import DataError
 from handgesture.storage import open_store, s3_settings
@@ -57,17 +58,22 @@ class PreparedData:
 
 @dataclass
 class SplitData:
-    """A split's samples and how to make a crop dataset of some of them."""
+    """A split's samples and how to make a dataset of some of them: hand crops, or (`full_frame`) whole
+    frames."""
 
     samples: list[Sample]
     missing_images: int
     cache: CropCache | None
     notes: list[str]
+    full_frame: bool = False
 
     def dataset(self, samples: list[Sample], train: bool, image_size):
-        if self.cache is None:
-            return HandCropDataset(samples, (image_size[0], image_size[1]), train=train)
-        return self.cache.dataset(samples, train=train)
+        size = (image_size[0], image_size[1])
+        if self.cache is not None:
+            return self.cache.dataset(samples, train=train)
+        if self.full_frame:
+            return FullFrameDataset(samples, size)
+        return HandCropDataset(samples, size, train=train)
 
 
 # The dataset keys are local folders; a URI read as one would become a folder named "s3:" (say) in the cwd.
@@ -172,7 +178,7 @@ def prepare_data(config: Config) -> PreparedData:
 
 def _prepare_cache(config: Config, folder: str) -> CropCache:
     ds = config.dataset
-    found = read_annotations(folder, ds.dataset, ds.targets, ds.subset)
+    found = read_annotations(folder, ds.dataset, ds.targets, ds.subset, config.model.full_frame)
     share = CacheShare(open_store(ds.cache_uri, s3_settings(config.storage))) if ds.cache_uri else None
     return prepare_cache(
         found.samples,
@@ -187,14 +193,21 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         notes=found.notes,
         targets=ds.targets,
         share=share,
+        full_frame=config.model.full_frame,
     )
 
 
 def open_split(config: Config, split: PreparedSplit) -> SplitData:
-    """The samples of a prepared split: from its crop cache, or from the annotations when caching is off."""
-    ds = config.dataset
+    """The samples of a prepared split: from its cache, or from the annotations when caching is off."""
+    ds, full_frame = config.dataset, config.model.full_frame
     if split.cache is None:
-        found = read_annotations(split.annotations, ds.dataset, ds.targets, ds.subset)
-        return SplitData(found.samples, found.missing_images, None, found.notes)
+        found = read_annotations(split.annotations, ds.dataset, ds.targets, ds.subset, full_frame)
+        return SplitData(found.samples, found.missing_images, None, found.notes, full_frame)
     cache = open_cache(split.cache, split.key, ds.image_size, ds.dataset)
-    return SplitData(cache.samples, cache.missing_images, cache, cache.notes)
+    if cache.settings.full_frame != full_frame:
+        kinds = {True: "a frame cache", False: "a crop cache"}
+        raise DataError(
+            f"prepared cache {split.cache} is {kinds[cache.settings.full_frame]}, but model.full_frame="
+            f"{str(full_frame).lower()} reads {kinds[full_frame]}: prepare the data with this config again"
+        )
+    return SplitData(cache.samples, cache.missing_images, cache, cache.notes, full_frame)

@@ -13,6 +13,7 @@ from torch import nn
 
 from handgesture.cluster import SINGLE, Cluster
 from handgesture.errors import DataError, InputError
+from handgesture.full_frame import FullFrameClassifier
 from handgesture.metrics import BEST_METRIC, HEADS, METRIC_NAMES, HeadMetrics, head_loss
 from handgesture.models import preprocess
 from handgesture.training.early_stopping import StopRule, StopState, early_stop, stop_reason
@@ -115,9 +116,16 @@ class Hooks:
     on_epoch_end: Callable[[Progress, dict[str, float], bool], None] | None = None
 
 
+def model_heads(model: nn.Module) -> tuple[str, ...]:
+    """The heads `model` outputs: HaGRID v2's full-frame classifiers have the gesture head alone, so their
+    loss, metrics and confusion matrices are the gesture head's (no leading hand to score)."""
+    return ("gesture",) if isinstance(model, FullFrameClassifier) else HEADS
+
+
 def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> float:
     """One pass over `batches` (already positioned after any samples seen before a resume)."""
     model, progress, world = trainer.step_model, trainer.progress, trainer.cluster.world_size
+    heads = model_heads(trainer.model)
     model.train()
     for batch in batches:
         # Position counts sampled items, unreadable ones included, so a resume skips exactly these; in a
@@ -128,11 +136,11 @@ def train_one_epoch(trainer: Trainer, batches: Iterable[dict], hooks: Hooks) -> 
             if trainer.cluster.distributed:
                 raise DataError(_TOO_FEW_TO_STEP.format(rank=trainer.cluster.rank, step=progress.global_step))
             continue  # unreadable images left nothing, or one item, which BatchNorm cannot train on
-        images, targets = _to_device(batch, trainer.device)
+        images, targets = _to_device(batch, trainer.device, heads)
         # One backward path: autocast and the scaler are no-ops when AMP is off.
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
             outputs = model(images)
-            loss = sum(head_loss(outputs[head].float(), targets[head]) for head in HEADS)
+            loss = sum(head_loss(outputs[head].float(), targets[head]) for head in heads)
         trainer.optimizer.zero_grad(set_to_none=True)
         trainer.scaler.scale(loss).backward()
         trainer.scaler.step(trainer.optimizer)
@@ -180,42 +188,48 @@ Observer = Callable[[dict, dict[str, torch.Tensor]], None]  # (the batch as load
 
 @torch.no_grad()
 def evaluate(trainer: Trainer, batches: Iterable[dict], observe: Observer | None = None) -> dict[str, Any]:
-    """Weighted accuracy / F1 / precision / recall for both heads, plus both heads' confusion matrices.
+    """Weighted accuracy / F1 / precision / recall for each head the model has (`model_heads`), plus each
+    head's confusion matrix (a one-head model's result has no leading-hand keys at all).
 
     The one evaluation pass: training's validation and test, promotion and `handgesture evaluate` all run
     it; `observe` sees each batch with its outputs (what an evaluation report picks its examples from)."""
     trainer.model.eval()
+    heads = model_heads(trainer.model)
+    classes = {"gesture": trainer.num_classes, "leading_hand": 2}
     metrics = {
-        head: HeadMetrics(n, trainer.device, trainer.metric_average, trainer.metric_names)
-        for head, n in zip(HEADS, (trainer.num_classes, 2), strict=True)
+        head: HeadMetrics(classes[head], trainer.device, trainer.metric_average, trainer.metric_names)
+        for head in heads
     }
     skipped = 0
     for batch in batches:
         skipped += int(batch["skipped"])
         if batch["gesture"].numel() == 0:
             continue
-        images, targets = _to_device(batch, trainer.device)
+        images, targets = _to_device(batch, trainer.device, heads)
         with torch.autocast(trainer.device.type, dtype=autocast_dtype(trainer.device), enabled=trainer.amp):
             outputs = trainer.model(images)
-        for head in HEADS:
+        for head in heads:
             metrics[head].update(outputs[head].float(), targets[head])
         if observe:
-            observe(batch, {head: outputs[head].float() for head in HEADS})
+            observe(batch, {head: outputs[head].float() for head in heads})
     skipped = int(trainer.cluster.sum(torch.tensor(skipped, device=trainer.cluster.device)).item())
     result: dict[str, Any] = {"skipped_images": skipped}
-    for head in HEADS:
+    for head in heads:
         result.update({f"{head}/{name}": value for name, value in metrics[head].compute().items()})
     result["confusion_matrix"] = metrics["gesture"].confusion()
-    result["leading_hand_confusion_matrix"] = metrics["leading_hand"].confusion()
+    if "leading_hand" in metrics:
+        result["leading_hand_confusion_matrix"] = metrics["leading_hand"].confusion()
     return result
 
 
-def _to_device(batch: dict, device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _to_device(
+    batch: dict, device: torch.device, heads: tuple[str, ...] = HEADS
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     non_blocking = device.type == "cuda"  # pinned host memory makes the copy asynchronous
     images = preprocess(batch["image"].to(device, non_blocking=non_blocking))
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
-    targets = {head: batch[head].to(device, non_blocking=non_blocking) for head in HEADS}
+    targets = {head: batch[head].to(device, non_blocking=non_blocking) for head in heads}
     return images, targets
 
 
