@@ -63,6 +63,12 @@ def _load_json(path: Path):
     return data
 
 
+def load_annotation_file(path: Path) -> dict:
+    """One ``<gesture>.json``: image id -> entry, unvalidated; errors name the file (`data.people` reads
+    its `meta` with this)."""
+    return _load_json(path)
+
+
 @dataclass
 class _Tally:
     """What reading skipped, for the log and for the run's summary."""
