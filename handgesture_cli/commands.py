@@ -58,7 +58,12 @@ def evaluate(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else None
         report = evaluate_checkpoint(start, config, out, split=args.split, mistakes=mistakes)
     keys = ("checkpoint", "split", "samples", "weighted", "files", "notes")
-    print(json.dumps({key: report.to_dict()[key] for key in keys}, indent=2))
+    printed = {key: report.to_dict()[key] for key in keys}
+    if report.fairness:  # per group: [count, F1], the gap as [F1 difference, highest, lowest]
+        from handgesture.fairness import fairness_summary
+
+        printed["fairness"] = fairness_summary(report.fairness)
+    print(json.dumps(printed, indent=2))
     return 0
 
 
@@ -110,6 +115,7 @@ def inspect(args: argparse.Namespace) -> int:
         "schema_version",
         "origin",
         "model_name",
+        "full_frame",
         "class_names",
         "image_size",
         "epoch",

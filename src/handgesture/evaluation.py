@@ -20,8 +20,10 @@ import torch
 from handgesture.checkpoints.start import StartPoint, open_start, resolve_start
 from handgesture.config import Config, load_config
 from handgesture.data.loaders import Batches, build_test_batches, build_val_batches
+from handgesture.data.people import read_meta
 from handgesture.data.prepare import PreparedData, prepare_data
 from handgesture.errors import ConfigError, InputError
+from handgesture.fairness import PredictionRecorder, fairness_section
 from handgesture.figures import contact_sheet, save_confusion
 from handgesture.inference import LoadedModel, load_model, model_of
 from handgesture.labels import LEADING_HANDS
@@ -132,9 +134,14 @@ class EvaluationReport:
     mistakes: list[dict[str, Any]]  # the most confident gesture mistakes, most confident first
     files: dict[str, str] = field(default_factory=dict)  # report, confusion matrices, contact sheet
     notes: list[str] = field(default_factory=list)
+    # Gesture F1 per gender, race and age band (`fairness`); None where the annotations carry no `meta`.
+    fairness: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        report = asdict(self)
+        if report["fairness"] is None:  # no section at all, rather than an empty one that reads as "fair"
+            del report["fairness"]
+        return report
 
 
 def evaluation_plan(uri: str, config_path: str | None, overrides: list[str]) -> tuple[Config, StartPoint]:
@@ -171,10 +178,14 @@ def evaluate_checkpoint(
     check_fits(loaded, config)
     prepared = prepared or prepare_data(config)
     split, batches, notes = _split(config, device, prepared, split)
-    collector = MistakeCollector(loaded.class_names, mistakes)
-    metrics = score(loaded.model, config, device, batches, collector)
+    collector, recorder = MistakeCollector(loaded.class_names, mistakes), PredictionRecorder()
+    metrics = score(loaded.model, config, device, batches, _each(collector, recorder))
     samples = batches().dataset.samples  # both crop datasets keep theirs: a mistake names its hand
     report = _report(loaded, split, metrics, collector.mistakes(), notes)
+    meta = read_meta(_annotations_of(prepared, split), (s.image for s in samples))
+    report.fairness = fairness_section(
+        meta, samples, recorder, len(loaded.class_names), config.metric_params.average
+    )
     for row, mistake in zip(report.mistakes, collector.mistakes(), strict=True):
         row["image"], row["box"] = samples[mistake.index].image, list(samples[mistake.index].box)
     out_dir = (
@@ -182,6 +193,21 @@ def evaluate_checkpoint(
     )
     _write(report, collector.mistakes(), loaded.class_names, out_dir)
     return report
+
+
+def _each(*observers: Observer) -> Observer:
+    """One observer that hands each batch to all of `observers`."""
+
+    def observe(batch: dict, outputs: dict[str, torch.Tensor]) -> None:
+        for observer in observers:
+            observer(batch, outputs)
+
+    return observe
+
+
+def _annotations_of(prepared: PreparedData, split: str) -> str:
+    """The annotations folder `split` was read from: its own, else (the person split) the training one."""
+    return (prepared.splits.get(split) or prepared.splits["train"]).annotations
 
 
 def _split(

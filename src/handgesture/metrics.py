@@ -55,6 +55,13 @@ class HeadMetrics:
         return self.matrix.compute().cpu().tolist()
 
 
+def f1_score(predicted: torch.Tensor, targets: torch.Tensor, num_classes: int, average: str) -> float:
+    """The F1 of predicted class indices, as `HeadMetrics` scores a head (the same metric, average and
+    ignored target): an evaluation's per-group scores are comparable with its overall one."""
+    metric = _METRICS["f1_score"](num_classes=num_classes, average=average, ignore_index=UNKNOWN_HAND)
+    return float(metric(predicted, targets))
+
+
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """The plain numbers of a metrics dict (no confusion matrix), as floats."""
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}

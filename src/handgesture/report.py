@@ -6,6 +6,7 @@ import shlex
 from typing import Any
 
 from handgesture.evaluation import EvaluationReport
+from handgesture.fairness import fairness_markdown
 from handgesture.metrics import HEADS, METRIC_NAMES
 from handgesture.promotion import PromotionDecision
 from handgesture.training.summary import RunSummary
@@ -174,7 +175,8 @@ def promotion_report(decision: PromotionDecision) -> str:
 
 
 def render_evaluation(report: EvaluationReport) -> str:
-    """An evaluation as markdown: weighted scores of both heads, then the gesture head class by class."""
+    """An evaluation as markdown: weighted scores of both heads, the gesture head class by class, then by
+    group of people where the annotations carry `meta`."""
     names = [name for name in METRIC_NAMES if name in report.weighted["gesture"]]
     lines = [
         f"# {report.model_name} (epoch {report.epoch}) on the {report.split} split",
@@ -196,6 +198,7 @@ def render_evaluation(report: EvaluationReport) -> str:
         "| --- | --- | --- | --- | --- |",
         *[_class_row(row) for row in report.per_class["gesture"]],
         "",
+        *fairness_markdown(report.fairness),
         *[f"- {what}: `{where}`" for what, where in report.files.items()],
         "",
     ]
