@@ -4,6 +4,8 @@
   from the weights' keys and shapes (the tutorial's `config.model.name` can name another one), the classes
   from their config, and `epoch` is HaGRID's 0-based index of the last finished epoch. They hold no
   scheduler state and no step count: restoring fills both in (`handgesture.training.state`).
+- HaGRID v2's training snapshots `{MODEL_STATE, OPTIMIZER_STATE, SCHEDULER_STATE, EPOCHS_RUN, Loss, Metric}`:
+  `handgesture.checkpoints.hagrid_v2`.
 - Any other schema version (our own from before HaGRID's layout, or from a newer release): refused.
 """
 
@@ -12,17 +14,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from handgesture.checkpoints.format import SCHEMA_VERSION
+from handgesture.checkpoints.format import SCHEMA_VERSION, UNKNOWN_STEP
+from handgesture.checkpoints.hagrid_v2 import from_v2_snapshot, is_v2_snapshot
 from handgesture.errors import CheckpointError
 from handgesture.labels import HAGRID_TARGETS
 from handgesture.models import ARCHITECTURES, Layout, describe_keys, detect_layout
 
 log = logging.getLogger(__name__)
-UNKNOWN_STEP = -1  # a step count the checkpoint does not know: the run's steps per epoch x epochs
+__all__ = ["UNKNOWN_STEP", "from_hagrid", "upgrade"]
 
 
 def upgrade(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
-    """`checkpoint` in the current schema; a HaGRID or tutorial checkpoint is read into it."""
+    """`checkpoint` in the current schema; a HaGRID (v1 or v2) or tutorial checkpoint is read into it."""
     version = checkpoint.get("schema_version")
     if version == SCHEMA_VERSION:
         return checkpoint
@@ -31,6 +34,8 @@ def upgrade(checkpoint: dict[str, Any], source: str) -> dict[str, Any]:
             f"{source} has checkpoint schema version {version}: expected version {SCHEMA_VERSION} (this "
             "pipeline's, in HaGRID's module layout) or none (HaGRID's and the tutorial's own checkpoints)"
         )
+    if is_v2_snapshot(checkpoint):
+        return from_v2_snapshot(checkpoint, source)
     return from_hagrid(checkpoint, source)
 
 

@@ -25,6 +25,7 @@ from handgesture.storage import Store
 
 SCHEMA_VERSION = 2  # 2: HaGRID's module layout, input and leading-hand order (1, our own before it: refused)
 SHAPE_FIELDS = ("model_name", "class_names", "image_size", "full_frame")
+UNKNOWN_STEP = -1  # a step count a checkpoint does not know (HaGRID's): the run's steps per epoch x epochs
 # torch.load reads a file as its zip format exactly when it starts with a zip local header.
 ZIP_MAGIC = b"PK\x03\x04"
 # Members declaring this much in all cannot hurt, so the architectures' limits (derived in about 0.3 s)
@@ -58,8 +59,11 @@ def from_bytes(data: bytes, source: str) -> dict[str, Any]:
         ) from None
     except Exception as exc:  # truncated zip, bad magic number, garbage bytes: torch raises many kinds
         raise CheckpointError(f"{source} is not a readable checkpoint (torn or corrupt?): {exc!r}") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{source} is not a training checkpoint (expected a dict with 'state_dict')")
+    if not isinstance(checkpoint, dict) or not ({"state_dict", "MODEL_STATE"} & checkpoint.keys()):
+        raise CheckpointError(
+            f"{source} is not a training checkpoint (expected a dict with 'state_dict', or HaGRID v2's "
+            "'MODEL_STATE')"
+        )
     return checkpoint
 
 

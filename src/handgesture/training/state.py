@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from handgesture.checkpoints.foreign import UNKNOWN_STEP
-from handgesture.checkpoints.format import SCHEMA_VERSION, check_compatible
+from handgesture.checkpoints.format import SCHEMA_VERSION, UNKNOWN_STEP, check_compatible
+from handgesture.checkpoints.hagrid_v2 import ORIGIN as HAGRID_V2
+from handgesture.checkpoints.hagrid_v2 import v2_scheduler_state, v2_snapshot_keys
 from handgesture.config import Config, to_dict
 from handgesture.errors import CheckpointError
 from handgesture.models import head_tensors, layout_problems
@@ -77,7 +78,7 @@ class TrainingState:
         """The checkpoint of the trainer's live state; `metrics` are the epoch's, empty mid-epoch."""
         trainer = self.trainer
         settle(trainer)  # the loss counters up to date, and never a checkpoint of weights a NaN stepped into
-        return {
+        checkpoint = {
             "schema_version": SCHEMA_VERSION,
             "state_dict": {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()},
             "optimizer_state_dict": trainer.optimizer.state_dict(),
@@ -94,6 +95,23 @@ class TrainingState:
             "lineage": asdict(self.lineage),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if self.shape["full_frame"]:  # HaGRID v2's trainer loads these; v1's crop layout has no v2 trainer
+            checkpoint.update(self._v2_keys(checkpoint))
+        return checkpoint
+
+    def _v2_keys(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """v2's snapshot keys over the same objects as ours (one copy of each tensor in the file)."""
+        lrs = [group["lr"] for group in self.trainer.optimizer.param_groups]
+        scheduler = v2_scheduler_state(
+            self.config, checkpoint["plateau_state_dict"], lrs, checkpoint["epoch"]
+        )
+        return v2_snapshot_keys(
+            checkpoint["state_dict"],
+            checkpoint["optimizer_state_dict"],
+            scheduler,
+            checkpoint["epoch"],
+            checkpoint["progress"],
+        )
 
     def restore(self, checkpoint: dict[str, Any], source: str) -> None:
         """Continue exactly where `checkpoint` stopped; a checkpoint of another shape is an error."""
@@ -121,6 +139,8 @@ class TrainingState:
         self.trainer.model.load_state_dict(checkpoint["state_dict"])
 
     def restore_optimizer(self, checkpoint: dict[str, Any], source: str) -> None:
+        if "optimizer_state_dict" not in checkpoint:  # a weights file, or a snapshot saved without one
+            log.info("%s holds no optimizer state: the optimizer starts fresh at this run's settings", source)
         _load_part(self.trainer.optimizer, checkpoint, "optimizer_state_dict")
 
     def restore_progress(self, checkpoint: dict[str, Any], source: str) -> None:
@@ -133,6 +153,8 @@ class TrainingState:
         saved = checkpoint.get("scheduler_state_dict")
         if saved is not None and schedule_form(saved) == schedule_form(self._fresh_schedule):
             self.trainer.scheduler.load_state_dict(saved)
+        elif checkpoint.get("origin") == HAGRID_V2 and "optimizer_state_dict" in checkpoint:
+            self._continue_at_rates(self.trainer.progress.global_step)
         elif saved is None:  # HaGRID's: counted in this run's steps
             self._replay_schedule(self.trainer.progress.global_step)
         else:
@@ -151,6 +173,18 @@ class TrainingState:
             )
             self._replay_schedule(step)
 
+    def _continue_at_rates(self, steps: int) -> None:
+        """A v2 snapshot: this run's schedule at its step, continuing from the rates the snapshot's
+        optimizer holds (a plateau's or a decay's reductions stay), never from this config's `lr`.
+
+        v2 has no warm-up, so ours counts as over; torch's schedulers step recursively from the current
+        rate, so the schedule's later changes (decays, cosine) apply to the snapshot's rates."""
+        rates = [group["lr"] for group in self.trainer.optimizer.param_groups]
+        self._replay_schedule(max(steps, int(self.config["scheduler"]["warmup_steps"])))
+        for group, rate in zip(self.trainer.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        self.trainer.scheduler._last_lr = list(rates)  # what get_last_lr() reports until the next step
+
     def restore_plateau(self, checkpoint: dict[str, Any], source: str) -> None:
         """ReduceLROnPlateau's position (its best loss, the epochs without improvement, the cooldown); the
         reduced rate itself is the optimizer's. A checkpoint of another mode's plateau, or of none, starts
@@ -158,7 +192,9 @@ class TrainingState:
         saved, plateau = checkpoint.get("plateau_state_dict"), self.trainer.plateau
         if plateau is None or saved is None or saved.get("mode") != plateau.mode:
             return
-        plateau.load_state_dict(plateau.state_dict() | {key: saved[key] for key in _PLATEAU_POSITION})
+        # Older torch (v2's snapshots) saves no `_last_lr` for a plateau: what it lacks stays as built.
+        position = {key: saved[key] for key in _PLATEAU_POSITION if key in saved}
+        plateau.load_state_dict(plateau.state_dict() | position)
 
     def restore_early_stopping(self, checkpoint: dict[str, Any], source: str) -> None:
         """The early-stopping rule's best and whether it stopped the run; a checkpoint from before the rule
@@ -200,7 +236,8 @@ class TrainingState:
         Only the heads may be re-initialised (other classes), unless `checkpoint.allow_backbone_reinit`."""
         own, theirs = self.trainer.model.state_dict(), checkpoint["state_dict"]
         skipped = sorted(k for k in own if k not in theirs or theirs[k].shape != own[k].shape)
-        beyond_heads = sorted(set(skipped) - set(head_tensors(self.shape["model_name"], skipped)))
+        heads = head_tensors(self.shape["model_name"], skipped, self.shape["full_frame"])
+        beyond_heads = sorted(set(skipped) - set(heads))
         if beyond_heads and not self.allow_backbone_reinit:
             raise CheckpointError(
                 f"fine-tuning a {self.shape['model_name']} from {source} would re-initialise "
