@@ -564,6 +564,29 @@ MUTANTS = [
             ),
         ),
     ),
+    Mutant(
+        "per-group predictions matched to samples by order, not by index",
+        "Fair evaluation",
+        "src/handgesture/fairness.py",
+        (
+            edit(
+                '        self.indices.append(batch["index"].cpu())\n',
+                "        self.indices.append(torch.arange(len(batch['index']))"
+                " + sum(map(len, self.indices)))\n",  # the n-th row is taken for the n-th sample
+            ),
+        ),
+    ),
+    Mutant(
+        "the widest gap's highest group picked by count, not F1",
+        "Fair evaluation",
+        "src/handgesture/fairness.py",
+        (
+            edit(
+                '    highest = max(rows, key=lambda row: row["f1_score"])\n',
+                '    highest = max(rows, key=lambda row: row["count"])\n',
+            ),
+        ),
+    ),
 ]
 BASELINE = Mutant("no change", "", "", ())
 
