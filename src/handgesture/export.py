@@ -37,6 +37,7 @@ from handgesture.checkpoints.format import to_bytes
 from handgesture.checkpoints.weights import slim_weights
 from handgesture.errors import ExportError
 from handgesture.export_target import EXPORTED_BY, FORMATS, check_target, sha256_of, sidecar_path
+from handgesture.full_frame import V2_PAD_VALUE
 from handgesture.inference import LoadedModel
 from handgesture.labels import LEADING_HANDS
 from handgesture.models import preprocess
@@ -49,6 +50,7 @@ TOLERANCE = 1e-4  # max absolute difference of any logit between the exported fi
 NOISE_FACTOR = 4.0  # ...or this many times PyTorch's own float32 rounding error, where larger (see verify)
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("gesture", "leading_hand")
+FULL_FRAME_OUTPUTS = ("gesture",)  # HaGRID v2's full-frame classifiers have one head
 # torch.export specialises a dimension whose example size is 0 or 1, so the example batch must be larger.
 EXAMPLE_BATCH = 2
 VERIFY_BATCHES = (1, 3)  # neither is the example's size: they prove the batch dimension really is dynamic
@@ -58,16 +60,21 @@ Runner = Callable[[torch.Tensor], list[torch.Tensor]]
 
 
 class PackagedModel(nn.Module):
-    """A two-headed model with its preprocessing inside: uint8 RGB [N, H, W, 3] -> (gesture, leading_hand)
-    logits. A tuple, not a dict: TorchScript and ONNX consumers address outputs by position or name."""
+    """A model with its preprocessing inside: uint8 RGB [N, H, W, 3] -> its heads' logits, (gesture,
+    leading_hand) or a full-frame model's (gesture,). A tuple, not a dict: TorchScript and ONNX consumers
+    address outputs by position or name."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, heads: tuple[str, ...] = OUTPUT_NAMES):
         super().__init__()
-        self.model = model
+        self.model, self.heads = model, heads
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.model(preprocess(images.permute(0, 3, 1, 2)))
-        return outputs["gesture"], outputs["leading_hand"]
+        return tuple(outputs[head] for head in self.heads)
+
+
+def heads_of(loaded: LoadedModel) -> tuple[str, ...]:
+    return FULL_FRAME_OUTPUTS if loaded.full_frame else OUTPUT_NAMES
 
 
 @dataclass
@@ -104,7 +111,7 @@ def export_model(
     if fmt == "weights":
         return _export_weights(loaded, checkpoint, out)
     # A copy on the CPU, in eval mode: the caller's model keeps its device and mode.
-    packaged = PackagedModel(copy.deepcopy(loaded.model).cpu()).eval()
+    packaged = PackagedModel(copy.deepcopy(loaded.model).cpu(), heads_of(loaded)).eval()
     with _partial_file(out) as partial:
         _write(packaged, fmt, partial, loaded, target=out)
         diff, tolerance = verify(packaged, partial, fmt, loaded.image_size, name=out)
@@ -146,7 +153,7 @@ def _write_onnx(packaged: nn.Module, example: torch.Tensor, path: Path) -> None:
         str(path),
         dynamo=True,
         input_names=[INPUT_NAME],
-        output_names=list(OUTPUT_NAMES),
+        output_names=list(packaged.heads),
         dynamic_shapes=({0: batch},),
         external_data=False,  # one self-contained file: protobuf's 2 GB limit is far above our largest model
         verbose=False,  # its progress lines go to stdout, where the `handgesture` command prints JSON
@@ -182,7 +189,7 @@ def verify(
     fixed 1e-4 would refuse correct exports; a real export bug is orders of magnitude above rounding."""
     name = name or path
     try:
-        run = _load_runner(path, fmt)
+        run = _load_runner(path, fmt, packaged.heads)
     except Exception as exc:  # a truncated or malformed file: each runtime says so in its own way
         raise ExportError(f"{name}: the written {fmt} file does not load: {exc}") from exc
     exact = copy.deepcopy(packaged.model).double()
@@ -198,7 +205,7 @@ def verify(
         except Exception as exc:
             raise ExportError(f"{name}: the {fmt} export does not run on a batch of {batch}: {exc}") from exc
         diffs.append(_max_abs_diff(got, expected, name, fmt))
-        noise = max(noise, _float32_error(exact, images, expected))
+        noise = max(noise, _float32_error(exact, images, expected, packaged.heads))
     diff, tolerance = _worst(diffs), max(TOLERANCE, NOISE_FACTOR * noise)
     if math.isnan(diff):
         raise ExportError(
@@ -213,13 +220,13 @@ def verify(
     return diff, tolerance
 
 
-def _float32_error(exact: nn.Module, images: torch.Tensor, expected: tuple[torch.Tensor, ...]) -> float:
+def _float32_error(
+    exact: nn.Module, images: torch.Tensor, expected: tuple[torch.Tensor, ...], heads: tuple[str, ...]
+) -> float:
     """How far PyTorch's float32 logits are from a float64 run of the same model: its rounding error."""
     with torch.no_grad():
         outputs = exact(images.permute(0, 3, 1, 2).double() / 255.0)  # models.preprocess, in float64
-    return max(
-        (e.double() - outputs[key]).abs().max().item() for e, key in zip(expected, OUTPUT_NAMES, strict=True)
-    )
+    return max((e.double() - outputs[key]).abs().max().item() for e, key in zip(expected, heads, strict=True))
 
 
 def _max_abs_diff(got: list[torch.Tensor], expected: tuple[torch.Tensor, ...], name: Path, fmt: str) -> float:
@@ -236,13 +243,13 @@ def _worst(diffs: Iterable[float]) -> float:
     return math.nan if any(math.isnan(d) for d in diffs) else max(diffs)
 
 
-def _load_runner(path: Path, fmt: str) -> Runner:
+def _load_runner(path: Path, fmt: str, heads: tuple[str, ...]) -> Runner:
     if fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return lambda images: [
-            torch.from_numpy(array) for array in session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.numpy()})
+            torch.from_numpy(array) for array in session.run(list(heads), {INPUT_NAME: images.numpy()})
         ]
     with _quiet_jit():
         module = torch.jit.load(str(path), map_location="cpu")
@@ -278,7 +285,7 @@ def describe(
         "sha256": sha256,
         "model_name": loaded.model_name,
         "class_names": list(loaded.class_names),
-        "hand_names": list(LEADING_HANDS),
+        "hand_names": [] if loaded.full_frame else list(LEADING_HANDS),
         "image_size": [height, width],
         "input": {
             "name": INPUT_NAME,
@@ -286,8 +293,11 @@ def describe(
             "layout": "NHWC",
             "channels": "RGB",
             "shape": ["batch", height, width, 3],
+            # A full-frame model takes the whole frame, longest side scaled to the size and centred on
+            # v2's grey (what `data.full_frames.letterbox` does); a hand-crop model takes a square crop.
+            **({"frame": {"letterbox": True, "pad_value": V2_PAD_VALUE}} if loaded.full_frame else {}),
         },
-        "outputs": list(OUTPUT_NAMES),  # logits; a softmax over each gives probabilities
+        "outputs": list(heads_of(loaded)),  # logits; a softmax over each gives probabilities
         "source": {
             "uri": loaded.uri,
             "sha256": loaded.sha256,
