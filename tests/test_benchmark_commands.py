@@ -37,6 +37,7 @@ MARK = "HANDGESTURE_BENCH_TEST_RUN"  # in every process a run starts (inherited)
 # timed passes, one thread for predict. Each key must be the script of a printed command and vice versa.
 SMOKE = {
     "bench_loader.py": ["--images", "6", "--repeats", "1"],
+    "bench_frames.py": ["--images", "4", "--repeats", "1"],
     "bench_index.py": ["--hands", "2000", "--frames", "19", "--prepare", "20"],
     "bench_orchestration.py": [
         *["--reps", "2", "--per-class", "2", "--model", "MobileNetV3_small", "--size", "32"],
@@ -77,6 +78,13 @@ PRINTS: dict[str, Callable[[list[str]], list[str]]] = {
         rf"^HandCropDataset \(torchvision full frame\) +{NUMBER} img/s/core  x{NUMBER} vs naive$",
         rf"^CachedCropDataset \({last(w, '--fmt', WORD)} rows, {last(w, '--levels', DIGITS)} levels?\)"
         rf" +{NUMBER} img/s/core  x{NUMBER} vs naive$",
+    ],
+    "bench_frames.py": lambda w: [
+        rf"; {NUMBER} KiB per frame cached$",
+        rf"^cached frames vs decoding each time: mean \|difference\| {NUMBER}$",
+        rf"^naive \(HaGRID v2: PIL decode, letterbox 144, Normalize\) +{NUMBER} img/s/core  x{NUMBER} "
+        r"vs naive$",
+        rf"^CachedFrameDataset \({last(w, '--fmt', WORD)} rows\) +{NUMBER} img/s/core  x{NUMBER} vs naive$",
     ],
     "bench_index.py": lambda w: [
         r"^step +seconds +peak RSS GB$",
