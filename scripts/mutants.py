@@ -542,6 +542,17 @@ MUTANTS = [
         (edit('    if "val" not in prepared.splits:\n', "    if True:\n"),),
     ),
     Mutant(
+        "full frame: the first label taken, no_gesture or not",
+        "Full-frame classification",
+        "src/handgesture/data/full_frames.py",
+        (
+            edit(
+                "    return next((label for label in labels if label != NO_GESTURE), None)\n",
+                "    return next(iter(labels), None)\n",
+            ),
+        ),
+    ),
+    Mutant(
         "plateau/early-stopping resume: the plateau's position dropped",
         "Early stopping and plateau schedules resume exactly",
         "src/handgesture/training/state.py",

@@ -1,4 +1,4 @@
-"""HaGRID data: reading annotations, the crop cache, datasets and loaders.
+"""HaGRID data: reading annotations, the crop and frame caches, datasets and loaders.
 
 annotations     HaGRID's JSON annotations -> one Sample per hand box; the person split
 geometry        crop boxes (pure functions)
@@ -6,6 +6,7 @@ synthetic       a synthetic dataset in HaGRID's format (the demo's and the tests
 cache           the crop cache: keyed by content, verified, prepared once (cache_build cuts the rows,
                 cached_dataset reads them, cache_share shares them through a store)
 dataset         the full-frame crop dataset, the resumable epoch sampler, the skipping loader
+full_frames     full-frame classification (model.full_frame): v2's label rule, the letterbox, its dataset
 prepare         the prepare-data step: what it prepared, and opening it again for training
 loaders         the train / validation / test loaders a run or an evaluation reads
 """
