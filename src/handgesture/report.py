@@ -50,8 +50,15 @@ def tensorboard_command(result: RunSummary) -> str:
     return f"{prefix}tensorboard --logdir {shlex.quote(experiment_dir)}"
 
 
+def table_columns(result: RunSummary) -> list[str]:
+    """TABLE_COLUMNS that some epoch has: a one-head (full-frame) model, or data without leading hands, gets
+    no column of blanks for the leading hand."""
+    return [c for c in TABLE_COLUMNS if not result.history or any(c in row for row in result.history)]
+
+
 def metrics_table(result: RunSummary) -> list[dict[str, Any]]:
-    return [{column: _fmt(row.get(column)) for column in TABLE_COLUMNS} for row in result.history]
+    columns = table_columns(result)
+    return [{column: _fmt(row.get(column)) for column in columns} for row in result.history]
 
 
 def checkpoints_table(result: RunSummary) -> list[dict[str, str]]:
@@ -77,8 +84,8 @@ def render_report(result: RunSummary, model_name: str) -> str:
         "",
         "## Metrics per epoch",
         "",
-        "| " + " | ".join(TABLE_COLUMNS) + " |",
-        "|" + "---|" * len(TABLE_COLUMNS),
+        "| " + " | ".join(table_columns(result)) + " |",
+        "|" + "---|" * len(table_columns(result)),
         *("| " + " | ".join(str(v) for v in row.values()) + " |" for row in metrics_table(result)),
         "",
         *_test_section(result),

@@ -12,7 +12,7 @@ from handgesture.config import load_config
 from handgesture.data.prepare import prepare_data
 from handgesture.data.synthetic import generate_synthetic
 from handgesture.evaluation import evaluate_checkpoint
-from handgesture.report import render_evaluation
+from handgesture.report import render_evaluation, render_report
 from handgesture.training import run_training
 from tests.unit.training.test_resume import _manifest, assert_identical, final_state
 
@@ -63,6 +63,7 @@ def test_full_frame_training_reads_frame_caches_resumes_exactly_and_evaluates(v2
     assert resumed.history == straight.history
     assert 0.0 <= straight.metrics["test/gesture/f1_score"] <= 1.0
     assert not [key for key in straight.metrics if "leading_hand" in key]  # one head: nothing to show
+    assert "leading_hand" not in render_report(straight, "MobileNetV3_small")
     assert report.split == "test" and report.samples == 3 and list(report.weighted) == ["gesture"]
     assert "leading_hand" not in render_evaluation(report)
     _predicts_whole_frames(straight.last_checkpoint, Path(data["dataset"]) / "like", root)
