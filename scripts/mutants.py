@@ -565,6 +565,28 @@ MUTANTS = [
         (edit("            self.restore_early_stopping,  # after the progress", "            # "),),
     ),
     Mutant(
+        "a v2 snapshot's next epoch is EPOCHS_RUN (v2's own loop, training it twice)",
+        "HaGRID v2 snapshots both ways",
+        "src/handgesture/checkpoints/hagrid_v2.py",
+        (
+            edit(
+                "    epoch = _epochs_run(checkpoint, source) + 1\n",
+                "    epoch = _epochs_run(checkpoint, source)\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "MODEL_STATE stored as a copy of our tensors",
+        "HaGRID v2 snapshots both ways",
+        "src/handgesture/full_frame.py",
+        (
+            edit(
+                "{WRAPPER + key: tensor for key, tensor in",
+                "{WRAPPER + key: tensor.clone() for key, tensor in",
+            ),
+        ),
+    ),
+    Mutant(
         "a config file's refusals reported one at a time",
         "HaGRID's config files run as given",
         "src/handgesture/config.py",
