@@ -7,13 +7,14 @@ import logging
 from pathlib import Path
 
 from handgesture.checkpoint_config import layered
+from handgesture.checkpoints.format import check_compatible
 from handgesture.checkpoints.locate import Resolved, resolve_checkpoint
 from handgesture.checkpoints.run_folder import RunFolder
 from handgesture.checkpoints.start import StartPoint, open_start, resolve_start
 from handgesture.config import Config, load_config, to_dict
 from handgesture.errors import ConfigError
 from handgesture.storage import s3_settings
-from handgesture.training.state import TrainingState
+from handgesture.training.state import TrainingState, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,16 @@ def run_plan(
     request = resume or own.checkpoint.resume
     if not request:
         return own, None
-    start, _ = resolve_start(request, own.checkpoint.resume_mode, s3_settings(own.storage))
+    start, resolved = resolve_start(request, own.checkpoint.resume_mode, s3_settings(own.storage))
     if start.mode != "continue":
         return own, start
     if path:
         log.info("%s gives this run's storage, devices and caches; the recipe is the checkpoint's", path)
-    return continued_config(own, start, overrides), start
+    config = continued_config(own, start, overrides)
+    # An override that changes the model's shape (classes, size, architecture) is refused here, before any
+    # run folder is made or data prepared, rather than when the train task restores the checkpoint.
+    check_compatible(resolved.checkpoint, shape_of(config), start.uri)
+    return config, start
 
 
 def continued_config(own: Config, start: StartPoint, overrides: list[str]) -> Config:

@@ -95,3 +95,14 @@ def test_export_packages_a_v2_snapshot_with_its_one_head(snapshot, tmp_path, cap
     weights = tmp_path / "w.pth"
     assert main(["export", str(snapshot), "--format", "weights", "--out", str(weights)]) == 0
     assert "MODEL_STATE" in torch.load(weights, weights_only=True)  # v2's code loads it as it is
+
+
+def test_a_resume_whose_targets_differ_from_the_snapshots_head_is_refused_before_anything_is_written(
+    v2_data, snapshot, tmp_path, prefect_harness, capsys
+):
+    runs = tmp_path / "runs"
+    argv = ["train", "--resume", str(snapshot), "--epochs", "3", f"storage.uri={runs}", *v2_data]
+    assert main([*argv, "dataset.targets=[like,dislike]"]) == 2
+    [line] = [row for row in capsys.readouterr().err.splitlines() if row.startswith("error: ")]
+    assert str(snapshot) in line and "class_names=['like', 'dislike']" in line
+    assert not runs.exists()  # refused when the run is planned: no run folder, no prepared data
