@@ -68,8 +68,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
+    from handgesture.data import sources
     from handgesture.inference import load_model
     from handgesture.prediction import image_paths, read_boxes, targets_of, without_boxes
     from handgesture.prediction import predict as predictions
@@ -77,7 +77,8 @@ def predict(args: argparse.Namespace) -> int:
 
     _positive("--top-k", args.top_k)
     _positive("--batch-size", args.batch_size)
-    targets = targets_of(image_paths(args.images), read_boxes(Path(args.boxes)) if args.boxes else None)
+    sources.activate(_s3(args))  # --boxes may be on S3
+    targets = targets_of(image_paths(args.images), read_boxes(args.boxes) if args.boxes else None)
     device = pick_device(args.device)
     loaded = load_model(args.uri, device, _s3(args))
     if loaded.full_frame:  # it classifies whole images: one record per image, whatever the boxes

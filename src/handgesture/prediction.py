@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from handgesture.data import sources
 from handgesture.data.dataset import crop_square, resize_and_pad
 from handgesture.data.frames import UnreadableFrame, read_frame
 from handgesture.data.full_frames import letterbox
@@ -56,11 +57,12 @@ def image_paths(inputs: Iterable[str]) -> list[Path]:
     return found
 
 
-def read_boxes(path: Path) -> dict[str, list[Box]]:
+def read_boxes(path: Path | str) -> dict[str, list[Box]]:
     """Hand boxes by image: HaGRID's annotation format (`{image_id: {"bboxes": [[x, y, w, h], ...]}}`) or
-    a JSON list of `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]."""
+    a JSON list of `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]. The
+    file may be in an archive or on S3 (`sources.read_file`: ``zip://ann_subsample/like.json::s3://...``)."""
     try:
-        data = json.loads(Path(path).read_text(), parse_constant=_no_constant)
+        data = json.loads(sources.read_file(str(path)), parse_constant=_no_constant)
     except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError, _no_constant
         raise DataError(f"boxes file {path} could not be read as JSON: {exc}") from None
     except RecursionError:  # the decoder recurses once per level of nesting

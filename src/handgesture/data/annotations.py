@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from handgesture.data import sources
 from handgesture.data.entries import Entry, parse_entry
 from handgesture.data.full_frames import WHOLE_FRAME, full_frame_label
 from handgesture.errors import DataError
@@ -184,7 +185,12 @@ def read_annotations(
 
     Images are ``<dataset_dir>/<gesture>/<image_id>.jpg``; missing ones are skipped and counted. Samples come
     sorted by gesture file, then image id, then box index. What was skipped is in the result's `notes`.
+    Archives and S3 (`data.sources`) are read by `source_annotations`; plain folders here, as always.
     """
+    if not (sources.is_plain_folder(annotations_dir) and sources.is_plain_folder(dataset_dir)):
+        from handgesture.data.source_annotations import read_source_annotations  # it builds on this module
+
+        return read_source_annotations(annotations_dir, dataset_dir, targets, subset, full_frame)
     ann_dir, data_dir = Path(annotations_dir).absolute(), Path(dataset_dir).absolute()
     folders = (str(ann_dir), str(data_dir))
     index = {name: i for i, name in enumerate(targets)}
@@ -253,7 +259,10 @@ def samples_to_columns(samples: list[Sample]) -> dict[str, list]:
 
 
 def samples_from_columns(columns: dict[str, list], dataset_dir) -> list[Sample]:
-    """The inverse of `samples_to_columns`, with images under ``dataset_dir``."""
+    """The inverse of `samples_to_columns`, with images under ``dataset_dir`` (a `sources` spec: located
+    in its archives or prefix)."""
+    if not sources.is_plain_folder(dataset_dir):
+        return _located_samples(columns, dataset_dir)
     root = Path(dataset_dir).absolute()
     fields = zip(
         columns["images"],
@@ -267,6 +276,15 @@ def samples_from_columns(columns: dict[str, list], dataset_dir) -> list[Sample]:
         Sample(os.path.normpath(root / _plain_name(name)), tuple(box), g, hand, user)
         for name, box, g, hand, user in fields
     ]
+
+
+def _located_samples(columns: dict[str, list], spec) -> list[Sample]:
+    names = [_plain_name(name) for name in columns["images"]]
+    listing = sources.dataset_files(spec, sorted({name.split("/")[0] for name in names}))
+    fields = zip(names, columns["boxes"], columns["gestures"], columns["leading_hands"], columns["user_ids"],
+                 strict=True)  # fmt: skip
+    located = {name: listing[name].locator if name in listing else f"{spec}!/{name}" for name in set(names)}
+    return [Sample(located[name], tuple(box), g, hand, user) for name, box, g, hand, user in fields]
 
 
 def _plain_name(name) -> str:

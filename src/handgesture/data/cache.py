@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handgesture.data import sources
 from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cache_check import check_contents
@@ -107,19 +108,17 @@ class CacheSettings:
 
 def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=()) -> str:
     """sha256 of everything the rows and the index depend on; images by name and byte size (a stat, not a
-    read). The targets count too: a target with no samples changes no row, but it does change the notes."""
+    read; in archives and on S3, `sources.identity`: CRC-32 or ETag, and size). The targets count too: a
+    target with no samples changes no row, but it does change the notes."""
     h = hashlib.sha256(json.dumps(settings.stored(), sort_keys=True).encode())
     h.update(json.dumps(list(targets)).encode())
-    for path in sorted(Path(p) for p in annotation_files):
-        h.update(f"\0ann\0{path.name}\0".encode())
-        h.update(path.read_bytes())
-    sizes: dict[str, int] = {}
+    for name, content in sources.key_parts(annotation_files):
+        h.update(f"\0ann\0{name}\0".encode())
+        h.update(content)
+    sizes: dict[str, int | str] = {}  # a file's size; an object's ETag and size; a member's CRC and size
     for s in samples:
         if s.image not in sizes:
-            try:
-                sizes[s.image] = os.stat(s.image).st_size
-            except OSError:
-                sizes[s.image] = -1
+            sizes[s.image] = sources.identity(s.image)
         fields = [image_name(s.image), list(s.box), s.gesture, s.leading_hand, s.user_id, sizes[s.image]]
         h.update(json.dumps(fields).encode())
     return h.hexdigest()

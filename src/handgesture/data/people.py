@@ -25,7 +25,9 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
+from handgesture.data import sources
 from handgesture.data.annotations import image_name, load_annotation_file
+from handgesture.data.source_annotations import load_json
 
 ATTRIBUTES = ("gender", "race", "age")
 UNDER_18 = "under 18"
@@ -73,9 +75,14 @@ def read_meta(annotations_dir, images: Iterable[str]) -> dict[str, object]:
     found = {}
     for gesture, ids in sorted(wanted.items()):
         path = Path(annotations_dir) / f"{gesture}.json"
-        if not path.is_file():
+        if not sources.is_plain_folder(annotations_dir):
+            located = sources.annotation_files(annotations_dir, [gesture]).get(gesture)
+            file = load_json(sources.read_bytes(located.locator), located.locator) if located else {}
+        elif path.is_file():
+            file = load_annotation_file(path)
+        else:
             continue
-        for image_id, entry in load_annotation_file(path).items():
+        for image_id, entry in file.items():
             if image_id in ids and isinstance(entry, dict) and "meta" in entry:
                 found[f"{gesture}/{image_id}.jpg"] = entry["meta"]
     return found

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from handgesture.config import Config
+from handgesture.data import sources
 from handgesture.data.annotations import Sample, read_annotations
 from handgesture.data.cache import CropCache, open_cache, prepare_cache
 from handgesture.data.cache_share import CacheShare
@@ -76,20 +77,26 @@ class SplitData:
         return HandCropDataset(samples, size, train=train)
 
 
-# The dataset keys are local folders; a URI read as one would become a folder named "s3:" (say) in the cwd.
-LOCAL_FOLDER_KEYS = ("annotations", "dataset", "val_annotations", "test_annotations", "cache_dir")
+# The data keys are read where the data lives (`data.sources`); the cache is written, so it is a local folder:
+# a URI read as one would become a folder named "s3:" (say) in the cwd.
+SOURCE_KEYS = ("annotations", "dataset", "val_annotations", "test_annotations")
+LOCAL_FOLDER_KEYS = ("cache_dir",)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def refuse_uris(config: Config) -> None:
-    """One InputError for a dataset key that holds a URI (``s3://``, ``gs://``, ``http://``, ...)."""
+def check_data_keys(config: Config) -> None:
+    """One InputError for a data key no source reads (``gs://``, ``http://``, ...) or a cache_dir URI."""
+    for key in SOURCE_KEYS:
+        value = getattr(config.dataset, key)
+        if isinstance(value, str):
+            sources.check_spec(f"dataset.{key}", value)
     for key in LOCAL_FOLDER_KEYS:
         value = getattr(config.dataset, key)
         found = _SCHEME.match(value) if isinstance(value, str) else None
         if found:
             raise DataError(
-                f"dataset.{key}={_without_credentials(value)}: a {found.group(1)}:// URI, but only local "
-                f"folders are read today (copy or mount the data locally and point dataset.{key} there)"
+                f"dataset.{key}={_without_credentials(value)}: a {found.group(1)}:// URI, but the cache is "
+                "written to a local folder (dataset.cache_uri shares it through a store)"
             )
 
 
@@ -108,8 +115,11 @@ def ensure_dataset(config: Config) -> None:
     hagrid_dataset/), and only when both are missing or empty: a mistyped path next to a user's real dataset
     must be an error naming it, never a reason to write synthetic frames among theirs.
     """
-    annotations, images = Path(config.dataset.annotations), Path(config.dataset.dataset)
-    if not config.synthetic.generate_if_missing or annotations.is_dir():
+    given = (config.dataset.annotations, config.dataset.dataset)
+    if not config.synthetic.generate_if_missing or not all(sources.is_plain_folder(p) for p in given):
+        return  # archives and S3 are read, never written
+    annotations, images = Path(given[0]), Path(given[1])
+    if annotations.is_dir():
         return
     out, expected, filled = _synthetic_layout(annotations, config.synthetic.hagrid_version)
     if (annotations, images) != expected:
@@ -158,7 +168,8 @@ def annotation_folders(config: Config) -> dict[str, str]:
 
 def prepare_data(config: Config) -> PreparedData:
     """Make sure the data and its crop caches exist; with caching off there is nothing to prepare."""
-    refuse_uris(config)
+    check_data_keys(config)
+    sources.activate(config)  # this process reads S3 with the config's storage settings
     ensure_dataset(config)
     prepared = PreparedData()
     for name, folder in annotation_folders(config).items():
@@ -188,7 +199,7 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         quality=ds.cache_quality,
         levels=ds.cache_levels,
         workers=config.train_params.num_workers,
-        annotation_files=sorted(Path(folder).glob("*.json")),
+        annotation_files=_annotation_files(folder, ds.targets),
         missing_images=found.missing_images,
         notes=found.notes,
         targets=ds.targets,
@@ -197,9 +208,18 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
     )
 
 
+def _annotation_files(folder: str, targets) -> list:
+    """What the cache key digests of the annotations: a plain folder's every ``*.json`` (as always), else the
+    target files' locators (keyed by identity, not downloaded again)."""
+    if sources.is_plain_folder(folder):
+        return sorted(Path(folder).glob("*.json"))
+    return [ref.locator for ref in sources.annotation_files(folder, targets).values()]
+
+
 def open_split(config: Config, split: PreparedSplit) -> SplitData:
     """The samples of a prepared split: from its cache, or from the annotations when caching is off."""
     ds, full_frame = config.dataset, config.model.full_frame
+    sources.activate(config, fresh=False)
     if split.cache is None:
         found = read_annotations(split.annotations, ds.dataset, ds.targets, ds.subset, full_frame)
         return SplitData(found.samples, found.missing_images, None, found.notes, full_frame)

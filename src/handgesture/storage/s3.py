@@ -195,6 +195,26 @@ class S3Store(Store):
                 keys.extend(obj["Key"][len(folder) :] for obj in page.get("Contents", []))
         return sorted(keys)
 
+    def objects(self, prefix: str) -> list[tuple[str, int, str]]:
+        """(key, size, ETag) of every object under ``prefix`` (keys relative to the root), the whole listing
+        or an error: a page that fails fails the listing, so nothing runs on part of a prefix."""
+        folder = f"{self.bucket.bucket_folder}/" if self.bucket.bucket_folder else ""
+        found = []
+        with self._errors(self.uri(prefix.strip("/"))):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket.bucket_name, Prefix=folder + prefix
+            )
+            for page in pages:
+                found += [(o["Key"][len(folder) :], o["Size"], o["ETag"]) for o in page.get("Contents", [])]
+        return found
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes ``start`` .. ``start + length`` of an object (fewer at its end): one ranged GET."""
+        with self._errors(self.uri(key)):
+            span = f"bytes={start}-{start + length - 1}"
+            answer = self.client.get_object(Bucket=self.bucket.bucket_name, Key=self._key(key), Range=span)
+            return answer["Body"].read()
+
     def delete(self, key: str) -> None:
         with self._errors(self.uri(key)):
             self.client.delete_object(Bucket=self.bucket.bucket_name, Key=self._key(key))
