@@ -338,7 +338,7 @@ MUTANTS = [
         "dataset URIs read as folders",
         "Data paths are read",
         "src/handgesture/data/prepare.py",
-        (edit("    refuse_uris(config)", "    pass"),),
+        (edit("    check_data_keys(config)", "    pass"),),
     ),
     Mutant(
         "synthetic data written beside real images",

@@ -94,6 +94,11 @@ def check_spec(key: str, spec: str) -> None:
             )
         text = target
     scheme = _SCHEME.match(text)
+    if scheme and "@" in text.split("/")[2]:
+        raise DataError(
+            f"{key}={_shown(text)}: credentials in a URI are never read (they come from storage.block or the "
+            "environment)"
+        )
     if scheme and scheme.group(1).lower() not in ("s3", "file"):
         raise DataError(
             f"{key}={_shown(text)}: a {scheme.group(1)}:// URI; expected a local path, file://, s3:// or a "

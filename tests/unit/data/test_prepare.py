@@ -1,5 +1,5 @@
 """The prepare-data step's inputs: synthetic data only where the demo asks for it and never over a user's
-folder, and dataset paths that are URIs refused, not turned into folder names."""
+folder, and dataset paths that no source reads refused, not turned into folder names."""
 
 import shutil
 from pathlib import Path
@@ -111,25 +111,35 @@ def test_the_default_config_does_not_generate_and_the_demo_does():
     assert load_config(DEMO).synthetic.generate_if_missing is True
 
 
-@pytest.mark.parametrize("scheme", ["s3", "gs", "http", "https", "file", "az"])
+@pytest.mark.parametrize("scheme", ["gs", "http", "https", "az"])
 @pytest.mark.parametrize("key", ["annotations", "dataset", "val_annotations", "test_annotations"])
-def test_a_dataset_uri_is_refused_naming_the_key_and_writes_nothing(tmp_path, monkeypatch, key, scheme):
+def test_a_dataset_uri_no_source_reads_is_refused_naming_the_key_and_writes_nothing(
+    tmp_path, monkeypatch, key, scheme
+):
     monkeypatch.chdir(tmp_path)  # where a URI read as a relative path would have been created
     uri = f"{scheme}://bucket/hagrid/{key}"
     with pytest.raises(InputError) as info:
         prepare_data(load_config(DEMO, [f"dataset.{key}={uri}", *SMALL, "dataset.cache_dir=cache"]))
     message = str(info.value)
-    assert f"dataset.{key}" in message and uri in message and "only local folders" in message
+    assert f"dataset.{key}" in message and uri in message and "expected a local path" in message
     assert "\n" not in message
     assert _files(tmp_path) == []
 
 
-def test_the_tutorials_s3_layout_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chain", ["simplecache::s3://bucket/x.zip", "zip://a::zip://b::s3://bucket/x.zip"])
+def test_a_chain_through_anything_but_one_archive_is_refused(tmp_path, monkeypatch, chain):
     monkeypatch.chdir(tmp_path)
-    uris = ["dataset.annotations=s3://bucket/hagrid/annotations", "dataset.dataset=s3://bucket/hagrid/images"]
-    with pytest.raises(InputError, match=r"dataset\.annotations.*s3://bucket/hagrid/annotations"):
-        prepare_data(load_config(DEMO, [*uris, *SMALL, "dataset.cache_dir=cache"]))
-    assert not (tmp_path / "s3:").exists() and _files(tmp_path) == []
+    with pytest.raises(InputError, match=r"dataset\.dataset=.*only zip://<folder>::<archive> chains"):
+        prepare_data(load_config(DEMO, [f"dataset.dataset={chain}", *SMALL, "dataset.cache_dir=cache"]))
+    assert _files(tmp_path) == []
+
+
+def test_a_cache_dir_uri_is_refused_not_turned_into_a_folder(tmp_path, monkeypatch, real_dataset):
+    monkeypatch.chdir(tmp_path)
+    paths = [f"dataset.annotations={real_dataset['annotations']}", f"dataset.dataset={real_dataset['dataset']}"]
+    with pytest.raises(InputError, match=r"dataset\.cache_dir=s3://bucket/cache.*local folder"):
+        prepare_data(load_config(DEMO, [*paths, *SMALL, "dataset.cache_dir=s3://bucket/cache"]))
+    assert not (tmp_path / "s3:").exists()
 
 
 def test_credentials_in_a_dataset_uri_are_not_printed(tmp_path, monkeypatch):
