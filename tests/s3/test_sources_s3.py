@@ -1,0 +1,120 @@
+"""Data read where it lives, on S3 (a real moto server): a prefix, a zip, per-gesture zips and zip:// chains
+read as the plain folder is; keys from ETags and central directories, fetched in kilobytes; a missing
+object or prefix and refused credentials are one error naming the URI, exit 2."""
+
+import pytest
+import torch
+
+from handgesture.data import sources
+from handgesture.data.annotations import image_name, read_annotations
+from handgesture.data.cache import cache_key, cache_settings
+from handgesture.data.frames import read_frame
+from handgesture.errors import DataError, InputError, StorageCredentialsError
+from handgesture.storage import S3Settings
+from tests.archive_data import per_gesture_zips, tutorial_zips, upload
+
+TARGETS = ["call", "fist", "like"]
+SETTINGS = cache_settings((32, 32))
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    from handgesture.data.synthetic import generate_synthetic
+
+    root = tmp_path_factory.mktemp("s3-layouts")
+    data = generate_synthetic(root / "plain", per_class=3, users=2, frame_size=(64, 64), targets=TARGETS)
+    zips = tutorial_zips(data, root / "tutorial")
+    return {"plain": data, "zips": zips, "hagrid": per_gesture_zips(data["dataset"], root / "hagrid")}
+
+
+@pytest.fixture
+def bucket(s3_bucket, s3_env, local):
+    """The layouts on S3: a prefix of files, the tutorial's two zips, HaGRID's per-gesture zips."""
+    client = s3_env.client()
+    upload(client, s3_bucket, "plain/images", local["plain"]["dataset"])
+    upload(client, s3_bucket, "plain/annotations", local["plain"]["annotations"])
+    upload(client, s3_bucket, "data/subsample.zip", local["zips"]["dataset"])
+    upload(client, s3_bucket, "data/subsample-annotations.zip", local["zips"]["annotations"])
+    upload(client, s3_bucket, "hagrid", local["hagrid"])
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
+    yield s3_bucket
+    sources.activate()
+
+
+def _rows(found):
+    return [(image_name(s.image), s.box, s.gesture, s.leading_hand, s.user_id) for s in found.samples]
+
+
+def test_every_form_on_s3_reads_what_the_plain_folder_holds(bucket, local):
+    expected = read_annotations(local["plain"]["annotations"], local["plain"]["dataset"], TARGETS)
+    s3 = f"s3://{bucket}"
+    forms = {
+        "prefix": (f"{s3}/plain/annotations", f"{s3}/plain/images"),
+        "tutorial zips, top folder entered": (
+            f"{s3}/data/subsample-annotations.zip",
+            f"{s3}/data/subsample.zip",
+        ),
+        "chain, per-gesture zips": (
+            f"zip://ann_subsample::{s3}/data/subsample-annotations.zip",
+            f"{s3}/hagrid",
+        ),
+    }
+    for name, (annotations, dataset) in forms.items():
+        found = read_annotations(annotations, dataset, TARGETS)
+        assert _rows(found) == _rows(expected), name
+        assert found.samples[0].image.startswith(s3), name
+        assert torch.equal(read_frame(found.samples[-1].image), read_frame(expected.samples[-1].image)), name
+
+
+def test_an_s3_key_changes_with_one_object_and_is_fetched_in_kilobytes(bucket, local, s3_env):
+    found = read_annotations(
+        f"s3://{bucket}/data/subsample-annotations.zip", f"s3://{bucket}/hagrid", TARGETS
+    )
+    key = cache_key(found.samples, SETTINGS, [], TARGETS)
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))  # cold: central directories read again
+    fetched = _count_fetched(bucket)
+    assert cache_key(found.samples, SETTINGS, [], TARGETS) == key
+    archives = sum(p.stat().st_size for p in local["hagrid"].iterdir())
+    assert 0 < sum(fetched) < archives / 4  # the tails of three small archives, never their frames
+
+    prefix = read_annotations(f"s3://{bucket}/plain/annotations", f"s3://{bucket}/plain/images", TARGETS)
+    before = cache_key(prefix.samples, SETTINGS, [], TARGETS)
+    victim = prefix.samples[0].image.split(f"s3://{bucket}/", 1)[1]
+    s3_env.client().put_object(Bucket=bucket, Key=victim, Body=b"another frame")
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
+    again = read_annotations(f"s3://{bucket}/plain/annotations", f"s3://{bucket}/plain/images", TARGETS)
+    assert cache_key(again.samples, SETTINGS, [], TARGETS) != before
+
+
+def _count_fetched(bucket: str) -> list[int]:
+    """Bytes of each GET this process's S3 reads make from now on."""
+    fetched: list[int] = []
+    client = sources._state.places.store(bucket).client
+    client.meta.events.register(
+        "after-call.s3.GetObject", lambda parsed, **_: fetched.append(int(parsed.get("ContentLength", 0)))
+    )
+    return fetched
+
+
+@pytest.mark.parametrize("where", ["data/absent.zip", "absent-prefix"])
+def test_a_missing_object_or_prefix_is_one_error_naming_it(bucket, local, where):
+    uri = f"s3://{bucket}/{where}"
+    with pytest.raises(DataError) as info:
+        read_annotations(f"s3://{bucket}/data/subsample-annotations.zip", uri, TARGETS)
+    assert uri in str(info.value) and "\n" not in str(info.value)
+
+
+def test_credentials_the_bucket_refuses_are_bad_input_naming_the_uri(bucket, s3_env, monkeypatch, capsys):
+    from handgesture_cli.main import main as handgesture
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
+    uri = f"s3://{bucket}/data/subsample.zip"
+    with s3_env.auth_enforced():
+        with pytest.raises(StorageCredentialsError) as info:
+            read_annotations(f"s3://{bucket}/data/subsample-annotations.zip", uri, TARGETS)
+        argv = ["prepare", f"dataset.annotations={uri}", f"dataset.dataset={uri}"]
+        assert handgesture([*argv, f"storage.endpoint_url={s3_env.endpoint_url}"]) == 2
+    assert isinstance(info.value, InputError) and bucket in str(info.value)
+    err = capsys.readouterr().err
+    assert bucket in err and "not-the-secret" not in err and "not-the-secret" not in str(info.value)
