@@ -28,6 +28,7 @@ class Locations:
         self._stores: dict = {}
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def close(self) -> None:
         with self._lock:
@@ -36,6 +37,8 @@ class Locations:
             self._fds.clear()
 
     def store(self, bucket: str):
+        if self._pid != os.getpid():  # a forked worker: its parent's connections are not its to share
+            self._stores, self._pid = {}, os.getpid()
         with self._lock:
             if bucket not in self._stores:
                 self._stores[bucket] = open_store(f"s3://{bucket}", self.s3)
