@@ -68,7 +68,7 @@ class DatasetConfig:
         "jpeg: about 46 KiB per hand at 224 px, 10x+ HaGRID's read\n"
         "speed; raw: 12x larger on disk, a little faster",
     )
-    cache_quality: int = doc(95, "JPEG quality of the cached rows")
+    cache_quality: int = doc(90, "JPEG quality of the cached rows")
     cache_levels: int = doc(
         2, "concentric rows per hand: 2 holds the bytes of 1 and halves\nwhat each crop decodes"
     )

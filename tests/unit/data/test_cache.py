@@ -65,11 +65,12 @@ def test_eval_dataset_and_rows_kept_as_cut_match_within_rounding(data, tmp_path)
 def test_jpeg_rows_the_default_are_close(data, tmp_path, levels):
     _, _, samples = data
     cache = prepare_cache(samples, SIZE, tmp_path, levels=levels)
-    assert (cache.settings.fmt, cache.settings.quality) == ("jpeg", 95)
+    assert (cache.settings.fmt, cache.settings.quality) == ("jpeg", 90)
     ref, cached = HandCropDataset(samples, SIZE, train=True), cache.dataset(train=True)
     for key in _keys(len(samples)):
         # JPEG's loss on top of resampling, on small noisy frames (its worst case): at most 5 levels of 255
-        # on average per crop (3.6 measured); BENCHMARKS.md gives the figure on full-HD frames.
+        # on average per crop (4.7 measured at the default quality 90, 3.6 at 95); BENCHMARKS.md gives the
+        # figure on full-HD frames.
         assert (ref[key]["image"].int() - cached[key]["image"].int()).abs().float().mean() < 5, key
 
 
@@ -181,7 +182,7 @@ def test_workers_build_the_same_cache(data, tmp_path):
 
 @pytest.mark.parametrize(
     ("fmt", "hint"),
-    [("raw", "dataset.cache_format=jpeg"), ("jpeg", "a lower dataset.cache_quality (now 95)")],
+    [("raw", "dataset.cache_format=jpeg"), ("jpeg", "a lower dataset.cache_quality (now 90)")],
 )
 def test_a_cache_that_would_not_fit_is_refused_before_anything_is_written(
     data, tmp_path, monkeypatch, fmt, hint
