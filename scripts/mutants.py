@@ -341,6 +341,18 @@ MUTANTS = [
         (edit("    check_data_keys(config)", "    pass"),),
     ),
     Mutant(
+        "archive member path escape not checked",
+        "Data in archives and S3",
+        "src/handgesture/data/archives.py",
+        (edit("    if escapes(info.filename):", "    if False:"),),
+    ),
+    Mutant(
+        "cache key ignores a member's CRC-32",
+        "Data in archives and S3",
+        "src/handgesture/data/archives.py",
+        (edit('return f"crc32:{self.crc:08x}:{self.size}"', 'return f"size:{self.size}"'),),
+    ),
+    Mutant(
         "synthetic data written beside real images",
         "Data paths are read",
         "src/handgesture/data/prepare.py",
