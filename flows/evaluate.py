@@ -9,15 +9,16 @@ evaluate -p checkpoint=...` runs it on a worker.
 
 from __future__ import annotations
 
-import os
+import flows.settings  # noqa: F401  (this project's Prefect settings: before prefect is imported)
+
+# isort: split
+
 import sys
 
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
+from prefect import flow
+from tasks.evaluate import evaluate_task
 
-from prefect import flow  # noqa: E402
-from tasks.evaluate import evaluate_task  # noqa: E402
-
-from handgesture.evaluation import EvaluationReport  # noqa: E402
+from handgesture.evaluation import EvaluationReport
 
 
 @flow(name="evaluate-hand-gesture-classifier", log_prints=True)

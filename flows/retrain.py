@@ -8,27 +8,24 @@ Deployed on a daily cron as `scheduled-retrain` (prefect.yaml).
 
 from __future__ import annotations
 
-import os
+import flows.settings  # noqa: F401  (this project's Prefect settings: before prefect is imported)
 
-# Library log lines (logging.getLogger("handgesture...")) reach the Prefect UI; must precede prefect's import.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
-# ... and outside a flow run (run_training in a notebook) they go to the console only, without a warning.
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# isort: split
 
-from typing import Annotated  # noqa: E402
+from typing import Annotated
 
-from prefect import flow  # noqa: E402
-from pydantic import Field  # noqa: E402
-from tasks.load_config import load_config_task  # noqa: E402
-from tasks.persist import persist_task  # noqa: E402
-from tasks.prepare import prepare_data_task  # noqa: E402
-from tasks.promote import current_best_task, promote_task  # noqa: E402
-from tasks.results import persist_results_with  # noqa: E402
-from tasks.train import train_task  # noqa: E402
+from prefect import flow
+from pydantic import Field
+from tasks.load_config import load_config_task
+from tasks.persist import persist_task
+from tasks.prepare import prepare_data_task
+from tasks.promote import current_best_task, promote_task
+from tasks.results import persist_results_with
+from tasks.train import train_task
 
-from flows.run_names import training_run_name  # noqa: E402
-from handgesture.checkpoints.start import best_start  # noqa: E402
-from handgesture.promotion import RetrainResult  # noqa: E402
+from flows.run_names import training_run_name
+from handgesture.checkpoints.start import best_start
+from handgesture.promotion import RetrainResult
 
 
 @flow(

@@ -11,28 +11,29 @@ included.
 
 from __future__ import annotations
 
+import flows.settings  # noqa: F401  (this project's Prefect settings: before prefect is imported)
+
+# isort: split
+
 import contextvars
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
+from pydantic import Field
+from tasks.artifact_keys import artifact_key
+from tasks.load_config import load_config_task
+from tasks.prepare import prepare_data_task
+from tasks.promote import current_best_task, promote_task
 
-from prefect import flow  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
-from prefect.deployments import run_deployment  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from pydantic import Field  # noqa: E402
-from tasks.artifact_keys import artifact_key  # noqa: E402
-from tasks.load_config import load_config_task  # noqa: E402
-from tasks.prepare import prepare_data_task  # noqa: E402
-from tasks.promote import current_best_task, promote_task  # noqa: E402
-
-from handgesture.checkpoints.prefect_refs import PREFIX, read_summary  # noqa: E402
-from handgesture.config import flow_overrides, load_config  # noqa: E402
-from handgesture.sweep import (  # noqa: E402
+from handgesture.checkpoints.prefect_refs import PREFIX, read_summary
+from handgesture.config import flow_overrides, load_config
+from handgesture.sweep import (
     DEFAULT_MAX_TRIALS,
     MAX_TRIALS_LIMIT,
     Trial,

@@ -6,23 +6,21 @@ Run it like the tutorial's flow (the same as `handgesture train ...`):
 
 from __future__ import annotations
 
-import os
+import flows.settings  # noqa: F401  (this project's Prefect settings: before prefect is imported)
+
+# isort: split
+
 import sys
 
-# Library log lines (logging.getLogger("handgesture...")) reach the Prefect UI; must precede prefect's import.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "handgesture")
-# ... and outside a flow run (run_training in a notebook) they go to the console only, without a warning.
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+from prefect import flow
+from tasks.load_config import load_config_task
+from tasks.persist import persist_task
+from tasks.prepare import prepare_data_task
+from tasks.results import persist_results_with
+from tasks.train import train_task
 
-from prefect import flow  # noqa: E402
-from tasks.load_config import load_config_task  # noqa: E402
-from tasks.persist import persist_task  # noqa: E402
-from tasks.prepare import prepare_data_task  # noqa: E402
-from tasks.results import persist_results_with  # noqa: E402
-from tasks.train import train_task  # noqa: E402
-
-from flows.run_names import training_run_name  # noqa: E402
-from handgesture.training import RunSummary  # noqa: E402
+from flows.run_names import training_run_name
+from handgesture.training import RunSummary
 
 
 @flow(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import flows.settings  # this project's Prefect settings: before prefect is imported
+
+# isort: split
+
 import argparse
 import sys
 
@@ -27,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (InputError, StorageError, ExportError) as exc:
         return report_error(exc)
+    except RuntimeError as exc:
+        failure = flows.settings.server_start_failure(exc)
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
