@@ -33,6 +33,7 @@ from tasks.promote import current_best_task, promote_task
 
 from handgesture.checkpoints.prefect_refs import PREFIX, read_summary
 from handgesture.config import flow_overrides, load_config
+from handgesture.report import rounded
 from handgesture.sweep import (
     DEFAULT_MAX_TRIALS,
     MAX_TRIALS_LIMIT,
@@ -165,19 +166,20 @@ class _Sweep:
             result.epochs_trained, result.stopped_early = summary.epochs, summary.stopped_early
         print(
             f"trial {trial.number} ({' '.join(trial.overrides)}), rung {rung + 1}: {result.state}, "
-            f"F1 {result.best_metric}" + (f" ({result.stopped_early})" if result.stopped_early else "")
+            f"F1 {rounded(result.best_metric)}"
+            + (f" ({result.stopped_early})" if result.stopped_early else "")
         )
         return result
 
 
 def _publish(board: list[dict[str, Any]], runs: list[TrialRun], experiment: str) -> None:
     create_table_artifact(
-        board,
+        rounded(board),
         key=artifact_key(experiment, "sweep-leaderboard"),
         description="the sweep's trials, best first: each trial's last rung",
     )
     create_table_artifact(
-        [asdict(run) for run in runs],
+        rounded([asdict(run) for run in runs]),
         key=artifact_key(experiment, "sweep-rungs"),
         description="every rung of every trial, with its score and where it resumed from",
     )

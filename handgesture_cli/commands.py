@@ -57,8 +57,10 @@ def evaluate(args: argparse.Namespace) -> int:
         config, start = evaluation_plan(args.uri, args.config, args.overrides)  # resolved once
         out = Path(args.out) if args.out else None
         report = evaluate_checkpoint(start, config, out, split=args.split, mistakes=mistakes)
+    from handgesture.report import rounded
+
     keys = ("checkpoint", "split", "samples", "weighted", "files", "notes")
-    printed = {key: report.to_dict()[key] for key in keys}
+    printed = {key: rounded(report.to_dict()[key]) for key in keys}  # report.json keeps every digit
     if report.fairness:  # per group: [count, F1], the gap as [F1 difference, highest, lowest]
         from handgesture.fairness import fairness_summary
 

@@ -139,6 +139,16 @@ def _fmt(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
+def rounded(value: Any) -> Any:
+    """`value` with every float in it (in dicts and lists too) at 4 digits: for what people read (printed
+    summaries, artifact tables); files keep full precision."""
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(item) for item in value]
+    return _fmt(value)
+
+
 def print_summary(result: RunSummary) -> None:
     """What a user needs after a run: the score, where the model is, how to go on, how to look."""
     best = result.best_or_last

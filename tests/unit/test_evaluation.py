@@ -112,7 +112,13 @@ def test_the_evaluate_command_prints_the_summary_and_writes_the_report(trained_r
     assert main(["evaluate", summary.best_checkpoint, "--out", str(tmp_path / "out"), "--mistakes", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["split"] == "test" and printed["files"]["report"] == str(tmp_path / "out" / "report.json")
-    assert printed["weighted"]["gesture"]["f1_score"] == pytest.approx(
+    # Printed for people, at 4 digits; report.json keeps every digit.
+    shown = printed["weighted"]["gesture"]["f1_score"]
+    assert shown == round(shown, 4) and shown == pytest.approx(
+        summary.metrics["test/gesture/f1_score"], abs=1e-4
+    )
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert written["weighted"]["gesture"]["f1_score"] == pytest.approx(
         summary.metrics["test/gesture/f1_score"]
     )
 
