@@ -39,6 +39,7 @@ SMOKE = {
     "bench_loader.py": ["--images", "6", "--repeats", "1"],
     "bench_frames.py": ["--images", "4", "--repeats", "1"],
     "bench_index.py": ["--hands", "2000", "--frames", "19", "--prepare", "20"],
+    "bench_sources.py": ["--images", "8", "--repeats", "1", "--frame", "320", "240"],
     "bench_orchestration.py": [
         *["--reps", "2", "--per-class", "2", "--model", "MobileNetV3_small", "--size", "32"],
         *["--batch-size", "8", "--num-workers", "0"],
@@ -91,6 +92,13 @@ PRINTS: dict[str, Callable[[list[str]], list[str]]] = {
         rf"^whole index +{NUMBER} +{NUMBER}$",
         rf"^whole index: {NUMBER} s, {NUMBER} GB \(targets < {NUMBER} s, < {NUMBER} GB\): (met|not met)$",
         rf"^cache preparation: {NUMBER} hands/s with 1 process, {NUMBER} with 2 ",
+    ],
+    "bench_sources.py": lambda w: [
+        rf"^prepare from {DIGITS} frames of {last(w, '--frame', DIGITS)} x {NUMBER}, one core:$",
+        rf"^extracted files +{NUMBER} frames/s/core  x1.00 vs extracted$",
+        rf"^local zip +{NUMBER} frames/s/core  x{NUMBER} vs extracted$",
+        rf"^S3 zip \(moto, loopback\) +{NUMBER} frames/s/core  x{NUMBER} vs extracted$",
+        rf"^archives vs extracted: x{NUMBER} \(target >= 0.90\): (met|missed)$",
     ],
     "bench_orchestration.py": lambda w: [
         r"^rep +path +call->loop s +call->1st step s +epoch s +median step s +call s",

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg
 
+from handgesture.data import sources
 from handgesture.data.dataset import crop_square, resize_and_pad
 from handgesture.data.frames import UnreadableFrame, read_frame
 from handgesture.data.full_frames import letterbox
@@ -88,7 +89,8 @@ def write_rows(samples, settings, folder: Path, workers: int) -> int:
     pool = ProcessPoolExecutor(workers, initializer=_one_thread) if workers > 0 else None
     try:
         results = pool.map(_encode_group, jobs, chunksize=16) if pool else map(_encode_group, jobs)
-        _write_crops(folder / "crops.bin", groups.values(), results, table)
+        with sources.prefetched(groups if pool is None else ()):  # S3 and archive reads ahead of the decoder
+            _write_crops(folder / "crops.bin", groups.values(), results, table)
     except OSError as exc:
         if exc.errno in DISK_FULL:
             raise StorageError(

@@ -119,7 +119,13 @@ def annotation_files(spec, gestures) -> dict[str, FileRef]:
 
 
 def read_bytes(locator: str) -> bytes:
-    """The bytes of a file, an S3 object or an archive member (checked against its CRC-32)."""
+    """The bytes of a file, an S3 object or an archive member (checked against its CRC-32); from a read
+    already in flight when a `prefetched` block expects it."""
+    ahead = _prefetch.take(locator) if _prefetch is not None else None
+    return ahead.result() if ahead is not None else _read_now(locator)
+
+
+def _read_now(locator: str) -> bytes:
     archive, member = split_member(locator)
     if member is None:
         return _state.places.read_all(_local(locator))
@@ -300,3 +306,50 @@ def key_parts(annotation_files) -> list[tuple[str, bytes]]:
     parts = [(path.name, path.read_bytes()) for path in sorted(plain)]
     located = sorted(str(f) for f in annotation_files if not is_plain_locator(str(f)))
     return parts + [(Path(f).name, str(identity(f)).encode()) for f in located]
+
+
+class _Prefetch:
+    """Reads of the next few members or objects, in flight while the current frame is decoded: on S3 each is
+    a round trip, and one process waiting for each in turn would spend its core waiting."""
+
+    def __init__(self, locators, depth: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.depth = ThreadPoolExecutor(depth, thread_name_prefix="prefetch"), depth
+        self.upcoming = iter([loc for loc in locators if not is_plain_locator(loc)])
+        self.pending: dict = {}
+        self.fill()
+
+    def fill(self) -> None:
+        while len(self.pending) < self.depth:
+            locator = next(self.upcoming, None)
+            if locator is None:
+                return
+            self.pending[locator] = self.pool.submit(_read_now, locator)
+
+    def take(self, locator: str):
+        found = self.pending.pop(locator, None)
+        self.fill()
+        return found
+
+
+_prefetch: _Prefetch | None = None
+
+
+class prefetched:  # noqa: N801 - used as a context manager, like open()
+    """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead
+    (bounded memory: ``depth`` frames); anything else reads as usual. One reader thread at a time."""
+
+    def __init__(self, locators, depth: int = 8):
+        self.locators, self.depth = list(locators), depth
+
+    def __enter__(self):
+        global _prefetch
+        _prefetch = _Prefetch(self.locators, self.depth)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _prefetch
+        done, _prefetch = _prefetch, None
+        if done is not None:
+            done.pool.shutdown(wait=True, cancel_futures=True)
