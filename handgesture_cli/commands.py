@@ -69,6 +69,26 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def promote(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from handgesture.checkpoints.run_folder import split_checkpoint_uri
+    from handgesture.evaluation import evaluation_plan
+    from handgesture.promotion import promote_if_better
+    from handgesture.report import rounded
+
+    _log_info_to_stderr()
+    _, start = evaluation_plan(args.uri, args.config, args.overrides)
+    # The experiment is the one the checkpoint's run folder sits in: <storage>/<experiment>/<run>/.
+    experiment_folder = split_checkpoint_uri(start.uri)[0].rpartition("/")[0]
+    storage, _, experiment = experiment_folder.rpartition("/")
+    where = [f"storage.uri={storage or '/'}", f"storage.experiment={experiment}"]
+    config, start = evaluation_plan(start.uri, args.config, [*where, *args.overrides])
+    decision = promote_if_better(config, start.uri, min_improvement=args.min_improvement)
+    print(json.dumps(rounded(asdict(decision)), indent=2))
+    return 0
+
+
 def predict(args: argparse.Namespace) -> int:
 
     from handgesture.data import sources

@@ -69,6 +69,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     prepare.set_defaults(handler=commands.prepare)
     _train(sub)
     _model_commands(sub)
+    _promote(sub)
     inspect = sub.add_parser("inspect", help="print what a checkpoint or run holds")
     inspect.add_argument("uri", help=CHECKPOINT_HELP)
     _storage_options(inspect)
@@ -89,6 +90,24 @@ def _train(sub) -> None:
     train.add_argument("--storage", help="local folder, file://... or s3://bucket/prefix (storage.uri)")
     _overrides(train)
     train.set_defaults(handler=flow_commands.train)
+
+
+def _promote(sub) -> None:
+    promote = sub.add_parser(
+        "promote",
+        help="make a run's checkpoint its experiment's best (the retrain's starting point), if it beats it",
+        description="Offer a checkpoint of a run folder to its experiment's best pointer "
+        "(<storage>/<experiment>/best.json), through the same gate as the scheduled retrain: both are "
+        "evaluated on the checkpoint's validation split, and the pointer moves only if the checkpoint scores "
+        "higher (or there is no best yet).",
+    )
+    promote.add_argument("uri", help="a checkpoint inside a run folder: <storage>/<experiment>/<run>/...pth")
+    promote.add_argument("--config", help="config YAML of the data (default: the checkpoint's own config)")
+    promote.add_argument(
+        "--min-improvement", type=float, default=0.0, help="promote only if it wins by more (default 0)"
+    )
+    _overrides(promote)
+    promote.set_defaults(handler=commands.promote)
 
 
 def _model_commands(sub) -> None:
