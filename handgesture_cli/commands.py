@@ -93,7 +93,7 @@ def predict(args: argparse.Namespace) -> int:
 
     from handgesture.data import sources
     from handgesture.inference import load_model
-    from handgesture.prediction import image_paths, read_boxes, targets_of, without_boxes
+    from handgesture.prediction import image_paths, read_boxes, targets_of, whole_image_note, without_boxes
     from handgesture.prediction import predict as predictions
     from handgesture.training.setup import pick_device
 
@@ -108,6 +108,8 @@ def predict(args: argparse.Namespace) -> int:
             note = f"note: --boxes {args.boxes} ignored: a full-frame model classifies each whole image"
             print(note, file=sys.stderr)
         targets = without_boxes(targets)
+    elif note := whole_image_note(targets):
+        print(note, file=sys.stderr)
     for record in predictions(loaded, targets, device=device, batch_size=args.batch_size, top_k=args.top_k):
         print(json.dumps(record), flush=True)
     return 0

@@ -129,7 +129,9 @@ def _model_commands(sub) -> None:
     predict.add_argument("uri", help=CHECKPOINT_HELP)
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     predict.add_argument(
-        "--boxes", help="hand boxes: HaGRID annotations JSON, or a JSON list (default: whole)"
+        "--boxes",
+        help="hand boxes: HaGRID's annotations folder or a <gesture>.json of it, or a JSON list "
+        "(default: none, each image whole, which only a full-frame model is trained on)",
     )
     predict.add_argument("--top-k", type=int, default=1, help="gestures listed per hand (default 1)")
     predict.add_argument("--batch-size", type=int, default=32)

@@ -58,9 +58,19 @@ def image_paths(inputs: Iterable[str]) -> list[Path]:
 
 
 def read_boxes(path: Path | str) -> dict[str, list[Box]]:
-    """Hand boxes by image: HaGRID's annotation format (`{image_id: {"bboxes": [[x, y, w, h], ...]}}`) or
-    a JSON list of `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]. The
-    file may be in an archive or on S3 (`sources.read_file`: ``zip://ann_subsample/like.json::s3://...``)."""
+    """Hand boxes by image: HaGRID's annotation format (`{image_id: {"bboxes": [[x, y, w, h], ...]}}`), a
+    folder of such files (HaGRID's annotations folder: every `<gesture>.json` in it), or a JSON list of
+    `{"image": name or path, "bboxes": [[x, y, w, h], ...]}`; coordinates in [0, 1]. A file may be in an
+    archive or on S3 (`sources.read_file`: ``zip://ann_subsample/like.json::s3://...``)."""
+    if Path(path).is_dir():
+        files = sorted(Path(path).glob("*.json"))
+        if not files:
+            raise DataError(f"boxes folder {path} holds no .json files (expected HaGRID's <gesture>.json)")
+        return {image: boxes for file in files for image, boxes in _read_boxes_file(file).items()}
+    return _read_boxes_file(path)
+
+
+def _read_boxes_file(path: Path | str) -> dict[str, list[Box]]:
     try:
         data = json.loads(sources.read_file(str(path)), parse_constant=_no_constant)
     except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError, _no_constant
@@ -102,6 +112,20 @@ def _boxes(entry: Any, where: str) -> list[Box]:
 def _coordinate(value: Any) -> bool:
     # bool is an int to Python, but true is no coordinate; NaN passes every comparison with 0 and 1 as false.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def whole_image_note(targets: list[Target]) -> str | None:
+    """What to tell the user of a hand-crop classifier when some images had no boxes (None: all had)."""
+    whole = {target.image for target in targets if target.box is None}
+    if not whole:
+        return None
+    images = len({target.image for target in targets})
+    return (
+        f"note: {len(whole)} of {images} images have no hand boxes, so each is classified as one crop of the "
+        "whole image, which a hand-crop classifier was not trained on (its answers there are guesses): pass "
+        "--boxes with HaGRID annotations (a <gesture>.json file or the annotations folder) or a JSON list of "
+        "boxes"
+    )
 
 
 def targets_of(images: list[Path], boxes: dict[str, list[Box]] | None) -> list[Target]:

@@ -33,24 +33,37 @@ def test_the_use_section_runs_as_printed(trained_run, tmp_path, monkeypatch, cap
         return arg.replace("data/synthetic/", f"{data}/")
 
     commands = [[swapped(word) for word in command] for command in readme_commands(SECTION)]
-    outputs = []
+    outputs, notes = [], []
     for command in commands:
         assert command[0] == "handgesture", command
         assert handgesture(command[1:]) == 0, command
-        outputs.append(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        outputs.append(captured.out)
+        notes.append([line for line in captured.err.splitlines() if line.startswith("note: ")])
     evaluate_test, evaluate_val, predict_folder, predict_boxes, onnx, torchscript, weights = outputs
 
     assert json.loads(evaluate_test)["split"] == "test"
     report = json.loads((tmp_path / "evaluations/latest/report.json").read_text())
     assert report["split"] == "val" and len(report["mistakes"]) <= 16
     palm = sorted((data / "images" / "palm").glob("*.jpg"))
+    # The annotations folder gives each palm image it annotates its hands. The rest (this data's test split,
+    # annotated in another folder; the demo has none) are whole-image guesses, and the note says so once.
     lines = [json.loads(line) for line in predict_folder.splitlines()]
-    assert [Path(line["image"]) for line in lines] == palm and all(len(line["top_k"]) == 3 for line in lines)
+    annotated = {name for f in (data / "annotations").glob("*.json") for name in json.loads(f.read_text())}
+    whole = {p for p in palm if p.stem not in annotated}
+    assert {Path(line["image"]) for line in lines} == set(palm) and all(
+        len(line["top_k"]) == 3 for line in lines
+    )
+    assert {Path(line["image"]) for line in lines if line["box"] is None} == whole
+    assert len(notes[2]) == (1 if whole else 0)
+    # palm.json over the whole images folder: the other gestures' images are whole-image guesses, said once.
     boxed = [json.loads(line) for line in predict_boxes.splitlines()]
     in_palm = {Path(line["image"]).stem for line in boxed if line["box"] is not None}
     assert in_palm == set(json.loads((data / "annotations" / "palm.json").read_text())) & {
         p.stem for p in palm
     }
+    [note] = notes[3]
+    assert "have no hand boxes" in note and "--boxes" in note
     assert (tmp_path / "model.onnx").is_file() and (tmp_path / "model.json").is_file()
     assert (tmp_path / "exported/model.pt").is_file() and (tmp_path / "exported/weights.pth").is_file()
 

@@ -184,3 +184,10 @@ def test_an_image_name_in_a_boxes_list_must_be_a_string(tmp_path):
     listed.write_text(json.dumps([{"image": ["a.jpg"], "bboxes": [[0.1, 0.2, 0.3, 0.4]]}]))
     with pytest.raises(DataError, match="boxes.json: expected HaGRID's"):
         read_boxes(listed)
+
+
+def test_a_boxes_folder_without_annotation_files_is_one_error_naming_it(tmp_path):
+    from handgesture.prediction import read_boxes
+
+    with pytest.raises(DataError, match=f"boxes folder {tmp_path} holds no .json files"):
+        read_boxes(tmp_path)
