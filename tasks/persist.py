@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.runtime import deployment, flow_run
 
 from handgesture.config import Config
 from handgesture.report import checkpoints_table, metrics_table, render_report
@@ -15,8 +16,10 @@ from tasks.retry import RETRY_POLICY
 @task(name="persist", **RETRY_POLICY)
 def persist_task(config: Config, summary: RunSummary) -> RunSummary:
     experiment = config.storage.experiment
+    # A deployment's run is continued through the deployment: a worker-local path means nothing elsewhere.
+    started_by = f"{flow_run.flow_name}/{deployment.name}" if deployment.id else None
     create_markdown_artifact(
-        render_report(summary, config.model.name),
+        render_report(summary, config.model.name, started_by, flow_run.id),
         key=artifact_key(experiment, "report"),
         description="training report",
     )

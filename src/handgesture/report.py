@@ -67,7 +67,33 @@ def checkpoints_table(result: RunSummary) -> list[dict[str, str]]:
     return [{"kind": kind, "uri": uri} for kind, uri in rows if uri]
 
 
-def render_report(result: RunSummary, model_name: str) -> str:
+def wrapped(command: str, width: int = 88) -> str:
+    """A shell command as a reader's code block shows it: past `width`, each option (with its value) and each
+    override on a line of its own, continued with backslashes, so no line runs off the UI's right edge."""
+    if len(command) <= width:
+        return command
+    parts: list[str] = []
+    for word in shlex.split(command):
+        if parts and not (word.startswith("-") or "=" in word):  # an argument or an option's value
+            parts[-1] += " " + shlex.quote(word)
+        else:
+            parts.append(shlex.quote(word))
+    return " \\\n    ".join(parts)
+
+
+def deployment_resume_command(deployment: str, flow_run_id: str) -> str:
+    """Where a deployment's run goes on: the same deployment, resuming this flow run (whatever machine the
+    next worker is, it reaches the checkpoint through the run's record, not through a worker-local path)."""
+    return (
+        f"prefect deployment run {shlex.quote(deployment)} --param resume=prefect://flow-runs/{flow_run_id}"
+    )
+
+
+def render_report(
+    result: RunSummary, model_name: str, deployment: str | None = None, flow_run_id: str | None = None
+) -> str:
+    """The run's markdown report. `deployment` (`<flow>/<deployment>`) and `flow_run_id`: a run started from
+    a deployment is continued through it first."""
     best = result.best_or_last
     lines = [
         f"# {model_name} run `{result.run_uri.rsplit('/', 1)[-1]}`",
@@ -91,12 +117,29 @@ def render_report(result: RunSummary, model_name: str) -> str:
         *_test_section(result),
         "## Continue training",
         "",
-        f"```\n{resume_command(result, best)}\n```" if best else "No checkpoint was committed.",
+        *_continue_section(result, best, deployment, flow_run_id),
         "",
         f"TensorBoard: `{tensorboard_command(result)}`",
         *_use_section(result),
     ]
     return "\n".join(lines)
+
+
+def _continue_section(
+    result: RunSummary, best: str | None, deployment: str | None, flow_run_id: str | None
+) -> list[str]:
+    if not best:
+        return ["No checkpoint was committed."]
+    shell = f"```\n{wrapped(resume_command(result, best))}\n```"
+    if not (deployment and flow_run_id):
+        return [shell]
+    return [
+        f"```\n{wrapped(deployment_resume_command(deployment, flow_run_id))}\n```",
+        "",
+        "or from a shell that reaches the checkpoint:",
+        "",
+        shell,
+    ]
 
 
 def test_metrics(result: RunSummary) -> dict[str, float]:
@@ -108,9 +151,9 @@ def _use_section(result: RunSummary) -> list[str]:
     best = result.best_or_last
     if not best:
         return []
-    lines = ["", "## Use the model", "", f"```\n{evaluate_command(result, best)}"]
+    lines = ["", "## Use the model", "", f"```\n{wrapped(evaluate_command(result, best))}"]
     if result.best_weights:
-        lines.append(export_command(result, result.best_weights))
+        lines.append(wrapped(export_command(result, result.best_weights)))
     return [*lines, "```"]
 
 
