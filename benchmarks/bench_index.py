@@ -1,49 +1,50 @@
-"""The index at HaGRID's scale: about 550k annotated hands in HaGRID's JSON layout, images as hard links.
+"""The index at HaGRID's scale, v1 (550k hands) or v2 (1.09 M images, 1.5 M boxes, three splits), images as
+hard links to real frames (`index_layouts`).
 
     .venv/bin/python benchmarks/bench_index.py [--hands 550000] [--frames 300] [--prepare 600]
+    .venv/bin/python benchmarks/bench_index.py --layout v2 [--images 1086158] [--frames 300]
 
-Writes --frames real 1920x1080 synthetic JPEGs, then 18 gesture files of HaGRID v1 annotations whose images
-are hard links to those frames (so every annotated image exists, with a real size on disk, at no disk cost),
-about 1.1 hands per image (a gesture hand, sometimes a no_gesture one) and ~35k people, as HaGRID has. Then
-times, in one process, what a run does before its first step:
-- reading the annotations (`read_annotations`) and the person split (`split_by_user`);
-- the crop cache's key (`cache_key`: every image stat-ed, every annotation file hashed);
-- the training sampler and one epoch's order (`EpochSampler`), and the cached dataset's row lookup;
-with the peak resident memory after each. Targets: the whole index in under 60 s and 3 GB.
-Then prepares the crop cache of --prepare hands with 1 and with 2 processes and extrapolates that
-throughput to all the hands on 16 cores.
+Writes --frames real 1920x1080 synthetic JPEGs and the annotation set whose images link to them. Then times,
+in a fresh process (so its peak resident memory is the index's and the imports', not the writer's), what a
+run does before its first step:
+- reading the annotations (`read_annotations`): v1's one folder and its person split (`split_by_user`), or
+  v2's three split folders;
+- the crop cache's key of each (`cache_key`: every image stat-ed, every annotation file hashed);
+- the training sampler and one epoch's order (`EpochSampler`), and the cached dataset's row lookup.
+Targets: v1 under 60 s and 3 GB; v2 (issue 24) under 15 s and 1.5 GB. With v1, it then prepares the crop
+cache of --prepare hands with 1 and with 2 processes and extrapolates that throughput to 16 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import multiprocessing
 import os
-import random
-import resource
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import benchlib
 
 benchlib.setup_env()
 
+from index_layouts import V2_IMAGES, write_v1, write_v2  # noqa: E402
+
 from handgesture.data.annotations import read_annotations, split_by_user  # noqa: E402
 from handgesture.data.cache import cache_key, cache_settings, prepare_cache  # noqa: E402
 from handgesture.data.dataset import EpochSampler  # noqa: E402
 from handgesture.data.synthetic import generate_synthetic  # noqa: E402
-from handgesture.labels import HAGRID_TARGETS, NO_GESTURE  # noqa: E402
+from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS  # noqa: E402
 
-GESTURES = [t for t in HAGRID_TARGETS if t != NO_GESTURE]
-PEOPLE = 35_000  # HaGRID v1: 34,730 subjects
-SECOND_HAND = 0.1  # share of images that also annotate a no_gesture hand
-TARGET_SECONDS, TARGET_RSS_GB = 60.0, 3.0
+TARGETS = {"v1": (60.0, 3.0), "v2": (15.0, 1.5)}  # seconds, peak RSS GB
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # ru_maxrss is KiB on Linux
+    """This process's peak resident memory since it started. Not ru_maxrss: that survives fork and exec, so
+    a fresh process would report its parent's peak."""
+    with open("/proc/self/status") as fh:
+        kib = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+    return kib * 1024 / 1e9
 
 
 def write_frames(root: Path, count: int) -> list[Path]:
@@ -58,42 +59,6 @@ def write_frames(root: Path, count: int) -> list[Path]:
     return sorted(Path(info["dataset"]).rglob("*.jpg"))
 
 
-def write_dataset(root: Path, frames: list[Path], hands: int) -> tuple[Path, Path, int]:
-    """HaGRID v1's layout, `<ann>/<gesture>.json` and `<images>/<gesture>/<id>.jpg`; returns the folders and
-    the number of hands written."""
-    rng = random.Random(0)
-    people = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(PEOPLE)]
-    ann, images = root / "ann_train_val", root / "images"
-    ann.mkdir()
-    per_gesture = round(hands / (1 + SECOND_HAND) / len(GESTURES))
-    written = 0
-    for gesture in GESTURES:
-        (images / gesture).mkdir(parents=True)
-        entries = {}
-        for _ in range(per_gesture):
-            image_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            os.link(frames[rng.randrange(len(frames))], images / gesture / f"{image_id}.jpg")
-            boxes, labels = [_box(rng)], [gesture]
-            if rng.random() < SECOND_HAND:
-                boxes.append(_box(rng))
-                labels.append(NO_GESTURE)
-            entries[image_id] = {
-                "bboxes": boxes,
-                "labels": labels,
-                "leading_hand": rng.choice(["right", "left"]),
-                "leading_conf": 1.0,
-                "user_id": rng.choice(people),
-            }
-            written += len(boxes)
-        (ann / f"{gesture}.json").write_text(json.dumps(entries))
-    return ann, images, written
-
-
-def _box(rng: random.Random) -> list[float]:
-    w, h = rng.uniform(0.05, 0.12), rng.uniform(0.1, 0.2)  # HaGRID's hands: about 100-250 px of 1080
-    return [round(rng.uniform(0, 1 - w), 6), round(rng.uniform(0, 1 - h), 6), round(w, 6), round(h, 6)]
-
-
 def timed(label: str, fn, rows: list):
     start = time.perf_counter()
     result = fn()
@@ -103,19 +68,15 @@ def timed(label: str, fn, rows: list):
     return result, seconds
 
 
-def index_rows(ann: Path, images: Path) -> tuple[list, float, int]:
-    rows: list = []
-    total = 0.0
-    found, seconds = timed("read annotations", lambda: read_annotations(ann, images, HAGRID_TARGETS), rows)
-    total += seconds
-    samples = found.samples
-    (train, val), seconds = timed("split by person", lambda: split_by_user(samples, 42, 0.2), rows)
-    total += seconds
-    files = sorted(ann.glob("*.json"))
-    settings = cache_settings((224, 224))
-    _, seconds = timed("cache key", lambda: cache_key(samples, settings, files, HAGRID_TARGETS), rows)
-    total += seconds
+def read_and_key(label: str, ann: Path, images: Path, targets, rows: list) -> tuple[list, float]:
+    """One annotations folder's samples and their cache key, as prepare reads them; and the seconds."""
+    found, read_s = timed(f"read annotations{label}", lambda: read_annotations(ann, images, targets), rows)
+    files, settings = sorted(ann.glob("*.json")), cache_settings((224, 224))
+    _, key_s = timed(f"cache key{label}", lambda: cache_key(found.samples, settings, files, targets), rows)
+    return found.samples, read_s + key_s
 
+
+def sampler_rows(samples: list, train: list, rows: list) -> float:
     def sampler():
         epoch = EpochSampler(len(train), seed=42, shuffle=True)
         epoch.set_epoch(3)
@@ -123,10 +84,34 @@ def index_rows(ann: Path, images: Path) -> tuple[list, float, int]:
         row_of = {s: i for i, s in enumerate(samples)}  # what CachedCropDataset builds for its split
         return order, [row_of[s] for s in train]
 
-    _, seconds = timed("sampler and row lookup", sampler, rows)
-    total += seconds
+    return timed("sampler and row lookup", sampler, rows)[1]
+
+
+def index_v1(ann: Path, images: Path, rows: list) -> tuple[float, int]:
+    samples, total = read_and_key("", ann, images, HAGRID_TARGETS, rows)
+    (train, _), seconds = timed("split by person", lambda: split_by_user(samples, 42, 0.2), rows)
+    return total + seconds + sampler_rows(samples, train, rows), len(samples)
+
+
+def index_v2(folders: dict[str, Path], images: Path, rows: list) -> tuple[float, int]:
+    total, count, train = 0.0, 0, []
+    for split, ann in folders.items():
+        samples, seconds = read_and_key(f" ({split})", ann, images, HAGRID_V2_TARGETS, rows)
+        total, count = total + seconds, count + len(samples)
+        train = samples if split == "train" else train
+        del samples  # a run keeps each split's samples; the peak here is one split's read plus the train's
+    return total + sampler_rows(train, train, rows), count
+
+
+def measure(layout: str, folders, images: Path) -> tuple[list, float, int, float]:
+    """The index's rows, total seconds, samples and peak RSS, in this (fresh) process."""
+    rows = [["imports (before the index)", "", f"{peak_rss_gb():.2f}"]]
+    if layout == "v1":
+        total, count = index_v1(folders, images, rows)
+    else:
+        total, count = index_v2(folders, images, rows)
     rows.append(["whole index", f"{total:.1f}", f"{peak_rss_gb():.2f}"])
-    return rows, total, len(samples)
+    return rows, total, count, peak_rss_gb()
 
 
 def prepare_rate(ann: Path, images: Path, count: int, workers: int, root: Path) -> float:
@@ -136,37 +121,54 @@ def prepare_rate(ann: Path, images: Path, count: int, workers: int, root: Path) 
     return count / (time.perf_counter() - start)
 
 
+def write(layout: str, root: Path, args) -> tuple:
+    start = time.perf_counter()
+    frames = write_frames(root, args.frames)
+    if layout == "v1":
+        ann, images, hands = write_v1(root, frames, args.hands)
+        what = f"{hands} hands"
+    else:
+        ann, images, count, boxes = write_v2(root, frames, args.images)
+        size = sum(f.stat().st_size for folder in ann.values() for f in folder.glob("*.json")) / 1e9
+        what = f"{count} images, {boxes} boxes, {size:.2f} GB of JSON,"
+    print(f"wrote {what} over {len(frames)} frames in {time.perf_counter() - start:.0f} s", flush=True)
+    return ann, images
+
+
+def report(layout: str, rows: list, total: float, count: int, peak: float) -> None:
+    print(f"\n{count} samples ({layout}), {os.cpu_count()} cores here\n")
+    print(benchlib.table(["step", "seconds", "peak RSS GB"], rows))
+    seconds, gb = TARGETS[layout]
+    verdict = "met" if total < seconds and peak < gb else "not met"
+    print(f"\nwhole index: {total:.1f} s, {peak:.2f} GB (targets < {seconds:g} s, < {gb:g} GB): {verdict}")
+
+
+def report_prepare(ann: Path, images: Path, args, root: Path, count: int) -> None:
+    rates = {w: prepare_rate(ann, images, args.prepare, w, root) for w in (1, 2)}
+    sixteen = rates[1] * 16
+    print(
+        f"cache preparation: {rates[1]:.1f} hands/s with 1 process, {rates[2]:.1f} with 2 "
+        f"(x{rates[2] / rates[1]:.2f}); full HaGRID ({count} hands) on 16 cores at {rates[1]:.1f} "
+        f"per process: {count / sixteen / 60:.0f} min (linear scaling assumed)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hands", type=int, default=550_000)
+    parser.add_argument("--layout", choices=sorted(TARGETS), default="v1")
+    parser.add_argument("--hands", type=int, default=550_000, help="v1: annotated hands")
+    parser.add_argument("--images", type=int, default=V2_IMAGES, help="v2: images over the three splits")
     parser.add_argument("--frames", type=int, default=300, help="real full-HD frames the images link to")
-    parser.add_argument("--prepare", type=int, default=600, help="hands per cache preparation timing")
+    parser.add_argument("--prepare", type=int, default=600, help="v1: hands per cache preparation timing")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         root = Path(tmp)
-        start = time.perf_counter()
-        frames = write_frames(root, args.frames)
-        ann, images, hands = write_dataset(root, frames, args.hands)
-        print(
-            f"wrote {hands} hands over {len(frames)} frames in {time.perf_counter() - start:.0f} s",
-            flush=True,
-        )
-        rows, total, count = index_rows(ann, images)
-        rates = {w: prepare_rate(ann, images, args.prepare, w, root) for w in (1, 2)}
-    print(f"\n{count} hands, {os.cpu_count()} cores here\n")
-    print(benchlib.table(["step", "seconds", "peak RSS GB"], rows))
-    verdict = "met" if total < TARGET_SECONDS and peak_rss_gb() < TARGET_RSS_GB else "not met"
-    print(
-        f"\nwhole index: {total:.1f} s, {peak_rss_gb():.2f} GB (targets < {TARGET_SECONDS:.0f} s, "
-        f"< {TARGET_RSS_GB:.0f} GB): {verdict}"
-    )
-    per_process = rates[1]
-    sixteen = per_process * 16
-    print(
-        f"cache preparation: {rates[1]:.1f} hands/s with 1 process, {rates[2]:.1f} with 2 "
-        f"(x{rates[2] / rates[1]:.2f}); full HaGRID ({count} hands) on 16 cores at {per_process:.1f} "
-        f"per process: {count / sixteen / 60:.0f} min (linear scaling assumed)"
-    )
+        ann, images = write(args.layout, root, args)
+        with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process: the index's own peak
+            rows, total, count, peak = pool.apply(measure, (args.layout, ann, images))
+        report(args.layout, rows, total, count, peak)
+        if args.layout == "v1":
+            report_prepare(ann, images, args, root, count)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handgesture.data import sources
-from handgesture.data.entries import Entry, parse_entry
+from handgesture.data.entries import Entry, parse_entry, parse_fields
+from handgesture.data.entry_json import decode_entries
 from handgesture.data.full_frames import WHOLE_FRAME, full_frame_label
 from handgesture.errors import DataError
 from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS, NO_GESTURE, UNKNOWN_HAND
@@ -38,13 +39,13 @@ class AnnotationSet:
     notes: list[str] = field(default_factory=list)  # what was skipped besides missing images, and why
 
 
-def _image_path(gesture_dir: Path, image_id: str, where: str) -> Path:
-    """The image's path; refuses ids that would read a file outside the gesture's folder."""
-    bad = not image_id or any(part in image_id for part in ("/", "\\", "..", "\0"))
-    path = os.path.normpath(os.path.join(gesture_dir, f"{image_id}.jpg"))
-    if bad or os.path.dirname(path) != os.path.normpath(gesture_dir):
+def _image_path(gesture_dir: Path, folder: str, image_id: str, where: str) -> str:
+    """The image's path in ``folder`` (``gesture_dir`` normalised); refuses ids that would read a file
+    outside it. An id with no separator, no ``..`` and no NUL names a file right in the folder, so the path
+    needs no normalising of its own (the index builds a million)."""
+    if not image_id or any(part in image_id for part in ("/", "\\", "..", "\0")):
         raise DataError(f"{where}: image id escapes the dataset folder {gesture_dir} (expected a plain name)")
-    return Path(path)
+    return os.path.join(folder, f"{image_id}.jpg")
 
 
 def _load_json(path: Path):
@@ -62,6 +63,14 @@ def _load_json(path: Path):
             f"{path}: expected an object mapping image id -> annotation, got {type(data).__name__}"
         )
     return data
+
+
+def _load_entries(path: Path) -> tuple[dict, object]:
+    """A gesture file's entries and the function that parses one: the fast decoder's field tuples
+    (`entry_json`: v2's landmarks are never built), or, for a file it refuses, the file read as always, so
+    its error is the same."""
+    fast = decode_entries(path.read_bytes())
+    return (_load_json(path), parse_entry) if fast is None else (fast, parse_fields)
 
 
 def load_annotation_file(path: Path) -> dict:
@@ -109,7 +118,7 @@ def _inside_frame(box: tuple[float, float, float, float]) -> bool:
     return w > 0 and h > 0 and x < 1 and y < 1 and x + w > 0 and y + h > 0
 
 
-def _samples_for_image(image: Path, entry: Entry, index: dict[str, int], tally: _Tally, where: str):
+def _samples_for_image(image: str, entry: Entry, index: dict[str, int], tally: _Tally, where: str):
     """One sample per (box, label) whose label is a target; other labels are left out (and counted when
     they are no class HaGRID knows either)."""
     samples = []
@@ -120,32 +129,36 @@ def _samples_for_image(image: Path, entry: Entry, index: dict[str, int], tally: 
         elif not _inside_frame(box):
             tally.bad_boxes[where] += 1
         else:
-            samples.append(Sample(str(image), box, index[label], entry.hand_of(label), entry.user_id))
+            samples.append(Sample(image, box, index[label], entry.hand_of(label), entry.user_id))
     return samples
 
 
-def _full_frame_sample(image: Path, entry: Entry, index: dict[str, int], tally: _Tally) -> list[Sample]:
+def _full_frame_sample(image: str, entry: Entry, index: dict[str, int], tally: _Tally) -> list[Sample]:
     """The image as one sample (the whole frame), labelled by v2's rule; none when the rule drops it or its
     label is not a target. The folder is the image's gesture folder (no_gesture's own labels its images)."""
-    label = full_frame_label(entry.labels, image.parent.name)
+    label = full_frame_label(entry.labels, os.path.basename(os.path.dirname(image)))
     if label is None:
         tally.no_gesture_only += 1
         return []
     if label not in index:
         tally.untargeted[label] += 1
         return []
-    return [Sample(str(image), WHOLE_FRAME, index[label], UNKNOWN_HAND, entry.user_id)]
+    return [Sample(image, WHOLE_FRAME, index[label], UNKNOWN_HAND, entry.user_id)]
 
 
-def _exists(image: Path, dataset_root: str, where: str) -> bool:
-    """Whether the image is there; a symlink out of the dataset folder is refused like an escaping id."""
+def _exists(image: str, dataset_root: str, path: Path, image_id: str) -> bool:
+    """Whether the image is there; a symlink out of the dataset folder is refused like an escaping id
+    (naming the annotation file ``path`` and the image)."""
     try:
         mode = os.lstat(image).st_mode
     except OSError:
         return False
     if stat.S_ISLNK(mode):
         if not os.path.realpath(image).startswith(dataset_root + os.sep):
-            raise DataError(f"{where}: image {image} is a symlink out of the dataset folder {dataset_root}")
+            raise DataError(
+                f"{path}, image {image_id!r}: image {image} is a symlink out of the dataset folder "
+                f"{dataset_root}"
+            )
         return os.path.isfile(image)
     return stat.S_ISREG(mode)
 
@@ -153,27 +166,26 @@ def _exists(image: Path, dataset_root: str, where: str) -> bool:
 def _read_gesture_file(
     path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally, full_frame: bool
 ):
-    data = _load_json(path)
+    data, parse = _load_entries(path)
     ids = sorted(data)
     if subset > 0:
         ids = ids[:subset]
-    parsed = []
+    parsed, folder = [], os.path.normpath(gesture_dir)
     for image_id in ids:  # validate everything before touching the image folder
         where = f"{path}, image {image_id!r}"
-        parsed.append((_image_path(gesture_dir, image_id, where), parse_entry(data[image_id], where)))
-    samples, dataset_root = [], os.path.realpath(gesture_dir.parent)
-    for image, entry in parsed:
-        if not _exists(image, dataset_root, f"{path}, image {image.stem!r}"):
+        image = _image_path(gesture_dir, folder, image_id, where)
+        parsed.append((image_id, image, parse(data[image_id], where)))
+    del data  # the decoded file: only the parsed entries are needed from here on
+    samples, dataset_root, where = [], os.path.realpath(gesture_dir.parent), str(path)
+    for image_id, image, entry in parsed:
+        if not _exists(image, dataset_root, path, image_id):
             tally.missing += 1
-            continue
-        if full_frame:
-            samples.extend(_full_frame_sample(image, entry, index, tally))
+        elif full_frame:
+            samples += _full_frame_sample(image, entry, index, tally)
         else:
-            samples.extend(_samples_for_image(image, entry, index, tally, str(path)))
-    if tally.bad_boxes[str(path)]:
-        log.warning(
-            "%s: %d boxes outside their frame or empty were skipped", path, tally.bad_boxes[str(path)]
-        )
+            samples += _samples_for_image(image, entry, index, tally, where)
+    if tally.bad_boxes[where]:
+        log.warning("%s: %d boxes outside their frame or empty were skipped", path, tally.bad_boxes[where])
     return samples
 
 

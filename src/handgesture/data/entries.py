@@ -32,24 +32,37 @@ class Entry:
         return self.leading_hand
 
 
+# The fields an entry is read by, in the order `parse_fields` takes them; MISSING where the entry lacks one.
+FIELDS = ("bboxes", "labels", "user_id", "leading_hand", "united_bbox", "united_label")
+MISSING = object()
+
+
 def parse_entry(entry, where: str) -> Entry:
     """Validate one image entry (v1 when it has `leading_hand`, else v2); errors name `where`."""
     if not isinstance(entry, dict):
         raise DataError(f"{where}: expected an object, got {type(entry).__name__}")
-    for key in ("bboxes", "labels", "user_id"):
-        if key not in entry:
+    return parse_fields(tuple(entry.get(name, MISSING) for name in FIELDS), where)
+
+
+def parse_fields(fields: tuple, where: str) -> Entry:
+    """`parse_entry` of an entry given as its FIELDS' values (`entry_json` decodes files to these)."""
+    bboxes, labels, user_id, leading_hand, united, united_labels = fields
+    for key, value in zip(("bboxes", "labels", "user_id"), fields, strict=False):
+        if value is MISSING:
             raise DataError(
                 f"{where}: missing key {key!r} (expected bboxes, labels, user_id, and leading_hand in v1)"
             )
-    boxes = _boxes(entry["bboxes"], "bboxes", "bbox", where)
-    labels = _labels(entry["labels"], len(boxes), "labels", where)
-    user_id = entry["user_id"]
+    boxes = _boxes(bboxes, "bboxes", "bbox", where)
+    labels = _labels(labels, len(boxes), "labels", where)
     if not isinstance(user_id, str) or not user_id:
         raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
-    if "leading_hand" in entry:
-        pairs, hand = list(zip(boxes, labels, strict=True)), _hand(entry["leading_hand"], where)
+    if leading_hand is not MISSING:
+        pairs, hand = list(zip(boxes, labels, strict=True)), _hand(leading_hand, where)
         return Entry(pairs, hand, user_id, tuple(labels))
-    return Entry(_united_pairs(entry, boxes, labels, where), UNKNOWN_HAND, user_id, tuple(labels))
+    united = None if united is MISSING else united
+    united_labels = None if united_labels is MISSING else united_labels
+    pairs = _united_pairs(united, united_labels, boxes, labels, where)
+    return Entry(pairs, UNKNOWN_HAND, user_id, tuple(labels))
 
 
 def _hand(hand, where: str) -> int:
@@ -58,10 +71,12 @@ def _hand(hand, where: str) -> int:
     return HAND_INDEX[hand]
 
 
-def _united_pairs(entry: dict, boxes: list[Box], labels: list[str], where: str) -> list[tuple[Box, str]]:
+def _united_pairs(
+    united, united_labels, boxes: list[Box], labels: list[str], where: str
+) -> list[tuple[Box, str]]:
     """v2: each hand's box, or the united box of its two-handed gesture (once per image)."""
-    united = entry.get("united_bbox") or [None] * len(boxes)
-    united_labels = entry.get("united_label") or [None] * len(boxes)
+    united = united or [None] * len(boxes)
+    united_labels = united_labels or [None] * len(boxes)
     if not isinstance(united, list) or len(united) != len(boxes):
         raise DataError(f"{where}: 'united_bbox' must be a list aligned with 'bboxes' (null where none)")
     united_boxes = _boxes(united, "united_bbox", "united_bbox", where, optional=True)
@@ -87,7 +102,9 @@ def _boxes(values, field: str, name: str, where: str, optional: bool = False) ->
         raise DataError(f"{where}: {field!r} must be a list")
     boxes = []
     for i, box in enumerate(values):
-        if box is None and optional:
+        if type(box) is list and len(box) == 4 and _plain_floats(*box):
+            boxes.append(tuple(box))
+        elif box is None and optional:
             boxes.append(None)
         elif isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box):
             boxes.append(tuple(float(v) for v in box))
@@ -105,6 +122,15 @@ def _labels(values, count: int, name: str, where: str, optional: bool = False) -
         if not isinstance(label, str) and not (optional and label is None):
             raise DataError(f"{where}: {name.removesuffix('s')} {i} must be a string, got {label!r}")
     return list(values)
+
+
+def _plain_floats(x, y, w, h) -> bool:
+    """Four finite floats, the common case, checked in a few operations (a sum of finite floats is finite
+    unless it overflows: then the full check below decides)."""
+    return (
+        type(x) is float and type(y) is float and type(w) is float and type(h) is float
+        and math.isfinite(x + y + w + h)
+    )  # fmt: skip
 
 
 def _is_number(value) -> bool:
