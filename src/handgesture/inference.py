@@ -6,12 +6,15 @@ The counterpart of the tutorial's `_initialize_model(conf, model_name, checkpoin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from handgesture.checkpoints.best import POINTER
 from handgesture.checkpoints.locate import Resolved, resolve_checkpoint
 from handgesture.errors import CheckpointError
+from handgesture.metrics import BEST_METRIC
 from handgesture.models import build_model, layout_problems
 from handgesture.storage import S3Settings
 
@@ -68,3 +71,21 @@ def _shape(checkpoint: dict[str, Any], uri: str) -> tuple[str, list[str], list[i
     if not name or not classes:
         raise CheckpointError(f"{uri} does not say which model or classes it holds (model_name, class_names)")
     return name, list(classes), list(size), bool(full_frame)
+
+
+def experiment_best(experiment: str | Path) -> str:
+    """What to load from a local experiment folder when no model is named: its promoted best
+    (`<experiment>/best`), else the `best_model.pth` of the run that scored highest on validation. Never
+    merely the newest run: after a short retrain that is the weakest model there."""
+    folder = Path(experiment)
+    if (folder / POINTER).is_file():
+        return str(folder / "best")
+    candidates = sorted(folder.glob("*/best_model.pth"))
+    if not candidates:
+        raise CheckpointError(f"{folder} holds no run with a best_model.pth: train one first (make demo)")
+    return str(max(candidates, key=_validation_score))
+
+
+def _validation_score(path: Path) -> float:
+    metrics = resolve_checkpoint(str(path)).checkpoint.get("metrics") or {}
+    return float(metrics.get(BEST_METRIC, float("-inf")))
