@@ -34,7 +34,14 @@ def current_best_task(config: Config) -> dict | None:
     store = open_store(experiment_uri(config.storage.uri, config.storage.experiment), s3)
     pointer = read_best(store, s3)
     if pointer is None:
-        get_run_logger().info("no %s in %s: training from scratch", POINTER, store.root)
+        # Runs may already be there (make demo's): say how one becomes the model retrains start from.
+        get_run_logger().warning(
+            "no %s in %s: training from scratch; to fine-tune an existing run instead, promote it first: "
+            "handgesture promote %s/<run>/best_model.pth",
+            POINTER,
+            store.root,
+            store.root,
+        )
     else:
         get_run_logger().info("fine-tuning from the current best %s", pointer["checkpoint"])
     return pointer
