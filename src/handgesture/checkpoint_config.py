@@ -108,6 +108,9 @@ CHECKPOINT_KEYS: dict[str, str] = {
     "storage.upload_timeout": DROP,
     "tracking.tensorboard": DROP,
     "tracking.hparams": DROP,
+    # Which machines prepare the data (a scheduler address to connect to): this run's own.
+    "prepare.dask": DROP,
+    "prepare.shard_size": DROP,
 }
 
 

@@ -219,6 +219,18 @@ class TrackingConfig:
 
 
 @dataclass
+class PrepareConfig:
+    """Where the prepare step cuts its caches: in this process, or in shards on a Dask cluster."""
+
+    dask: str | None = doc(
+        None,
+        "run prepare's shards on a Dask cluster: tcp://host:8786 (a scheduler),\n"
+        "or local:N (N local worker processes); null: in this process",
+    )
+    shard_size: int = doc(2048, "samples per shard (each writes one part of the cache)")
+
+
+@dataclass
 class Config:
     # In configs/default.yaml's order, which is HaGRID's: the seed and device right after the data.
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -234,6 +246,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
 
 
 def load_config(

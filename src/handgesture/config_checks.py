@@ -20,6 +20,8 @@ AVERAGES = ("weighted", "macro", "micro")
 METRICS = ("accuracy", "f1_score", "precision", "recall")
 MAX_IMAGE_SIDE = 4096
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# A Dask scheduler's address (tcp:// or tls://, host and port), or local:N for a cluster this run starts.
+_DASK = re.compile(r"^((tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}|local:[1-9]\d{0,2})$")
 # A run's or experiment's name is one folder (or S3 key segment) under the storage root.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]*$")
 RESERVED_NAMES = ("best",)  # <storage>/<experiment>/best means the experiment's current best
@@ -100,6 +102,12 @@ RULES = [
         lambda v: v in ARCHITECTURES or v in FULL_FRAME_ARCHITECTURES,
     ),
     _rule("device", "auto, cpu, mps, cuda or cuda:N", lambda v: bool(_DEVICE.match(v))),
+    _rule(
+        "prepare.dask",
+        "null, tcp://HOST:PORT (a Dask scheduler) or local:N (N >= 1 local workers)",
+        lambda v: v is None or bool(_DASK.match(v)),
+    ),
+    _rule("prepare.shard_size", ">= 1", lambda v: v >= 1),
     _rule("storage.experiment", "one folder name (no '/', '..' or 'best')", lambda v: _is_name(v)),
     _rule(
         "storage.run_name",

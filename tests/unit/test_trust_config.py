@@ -202,10 +202,12 @@ EVIL = {
     "storage.upload_timeout": 5.0,
     "tracking.tensorboard": False,
     "tracking.hparams": ["optimizer.lr"],
+    "prepare.dask": "tcp://attacker.example:8786",
+    "prepare.shard_size": 1,
 }
 # What the trust boundary names: never taken, whatever the table is edited to say.
 NEVER_TAKEN = [
-    *(key for key in schema_keys() if key.split(".")[0] in ("storage", "synthetic", "tracking")),
+    *(key for key in schema_keys() if key.split(".")[0] in ("storage", "synthetic", "tracking", "prepare")),
     "dataset.cache_dir",
     "dataset.cache_uri",
     "device",

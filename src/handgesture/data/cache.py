@@ -36,7 +36,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from handgesture.data import sources
 from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cache_check import check_contents
+from handgesture.data.cache_layout import data_files
 from handgesture.data.cached_dataset import CachedCropDataset, CachedFrameDataset
 from handgesture.data.geometry import MAX_CROP_SCALE, level_scales
 from handgesture.errors import DataError
@@ -135,9 +136,10 @@ def check_folder(folder: Path, key: str, settings: CacheSettings | None = None, 
     key only show that it is self-consistent): see :mod:`handgesture.data.cache_check`.
     """
     index = json.loads((folder / INDEX).read_text())
-    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(folder / n) for n in (INDEX, *DATA_FILES)))
+    files = data_files(index)  # one crops.bin, or the parts a sharded prepare wrote
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in (os.stat(folder / n) for n in (INDEX, *files)))
     if _verified.get((str(folder), key)) != stamp:
-        for name in DATA_FILES:
+        for name in files:
             expected, path = index["files"][name], folder / name
             if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
                 raise ValueError(f"{name} does not match the index (truncated or modified)")
@@ -169,11 +171,16 @@ class CropCache:
     settings: CacheSettings
     rows: np.ndarray  # int64 [N, levels, 6]: offset, length, frame_w, frame_h, row side, level held
     unreadable: int
+    crops: list[str] = field(default_factory=lambda: ["crops.bin"])  # its crops files, in offset order
     missing_images: int  # annotated images that were not on disk when the samples were read
     origin: str  # "reused", "downloaded", "prepared" or "opened"
     notes: list[str]  # what reading the annotations skipped besides missing images
 
     def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
+    @property
+    def files(self) -> list[str]:
+        return [*self.crops, "rows.npy", SAMPLES]
+
         kind = CachedFrameDataset if self.settings.full_frame else CachedCropDataset
         return kind(self, self.samples if samples is None else samples, train)
 
@@ -186,7 +193,7 @@ class CropCache:
             "notes": self.notes,
             "unreadable": self.unreadable,
             "origin": self.origin,
-            "bytes": sum((self.folder / name).stat().st_size for name in DATA_FILES),
+            "bytes": sum((self.folder / name).stat().st_size for name in self.files),
         }
 
 
@@ -259,6 +266,17 @@ def prepare_cache(
         share.publish(folder)
     if index["unreadable"]:
         log.warning("Cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
+def finished_cache(folder: Path, key: str, settings, samples, image_size, share=None) -> CropCache:
+    """A cache whose files were written by others (a sharded prepare's parts, then assembled): checked against
+    this run's settings and samples like any cache found on disk, and published to ``share``."""
+    index = verify_folder(folder, key, settings, samples)
+    if index is None:
+        raise RuntimeError(f"{settings.kind} cache {folder} failed its own check right after being assembled")
+    if share is not None:
+        share.publish(folder)
+    return _loaded(folder, key, index, samples, image_size, "prepared")
+
+
     return _loaded(folder, key, index, samples, image_size, origin)
 
 
@@ -281,7 +299,10 @@ def _loaded(folder: Path, key: str, index: dict, samples, image_size, origin: st
     settings = CacheSettings(**index["settings"])
     rows = np.load(folder / "rows.npy")
     unreadable, missing, notes = int(index["unreadable"]), int(index["missing_images"]), list(index["notes"])
-    return CropCache(folder, key, list(samples), size, settings, rows, unreadable, missing, origin, notes)
+    crops = data_files(index)[:-2]
+    return CropCache(
+        folder, key, list(samples), size, settings, rows, unreadable, missing, origin, notes, crops
+    )
 
 
 # A JPEG row is about 12x smaller than a raw one on HaGRID-like frames (BENCHMARKS.md); 6x is the estimate's

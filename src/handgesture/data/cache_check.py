@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from handgesture.data.annotations import Sample, samples_to_columns
+from handgesture.data.cache_layout import crops_files
 
 ROW_FIELDS = 6  # offset, length, frame_w, frame_h, row side, level held
 
@@ -32,7 +33,8 @@ def check_contents(folder: Path, index: dict, settings: dict, samples: list[Samp
             f"samples.json differs from the samples of our own annotations ({_first_diff(theirs, ours)})"
         )
     rows = np.load(folder / "rows.npy", allow_pickle=False)
-    _check_rows(rows, len(samples), settings["levels"], (folder / "crops.bin").stat().st_size)
+    crops_size = sum((folder / name).stat().st_size for name in crops_files(index))  # parts: one file
+    _check_rows(rows, len(samples), settings["levels"], crops_size)
     if int((rows[:, 0, 1] == 0).sum()) != index["unreadable"]:
         raise ValueError("the index's unreadable count does not match rows.npy")
 

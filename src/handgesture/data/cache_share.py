@@ -15,7 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from handgesture.data.cache import CHECK_ERRORS, DATA_FILES, INDEX, CacheSettings, check_folder
+from handgesture.data.cache import CHECK_ERRORS, INDEX, CacheSettings, check_folder
+from handgesture.data.cache_layout import data_files
 from handgesture.errors import ObjectNotFoundError, StorageError
 from handgesture.storage import Store
 
@@ -42,7 +43,8 @@ class CacheShare:
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
         try:
             log.info("Downloading crop cache %s from %s", name, self.store.uri(name))
-            for file in DATA_FILES:
+            for file in data_files(index):  # a sharded cache's parts too (names checked)
+                (tmp / file).parent.mkdir(parents=True, exist_ok=True)
                 self.store.get_file(f"{name}/{file}", tmp / file)
             (tmp / INDEX).write_text(json.dumps(index, indent=1))
             # Checked before it replaces anything: a forged copy is self-consistent, but not our data.
@@ -73,7 +75,7 @@ class CacheShare:
             if name not in self._corrupt and self.store.exists(f"{name}/{INDEX}"):
                 return
             log.info("Uploading crop cache %s to %s", name, self.store.uri(name))
-            for file in (*DATA_FILES, INDEX):
+            for file in (*data_files(json.loads((folder / INDEX).read_text())), INDEX):
                 self.store.put_file(folder / file, f"{name}/{file}")
-        except (StorageError, OSError) as exc:
+        except (StorageError, OSError, ValueError) as exc:
             log.warning("Crop cache share %s: upload of %s failed (%s); kept locally", self.store, name, exc)

@@ -10,7 +10,6 @@ would, up to resampling.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from handgesture.data.annotations import Sample
+from handgesture.data.cache_layout import CropsReader
 from handgesture.data.full_frames import frame_item
 from handgesture.data.geometry import crop_scale, fit_size, level_of, pad_offsets, square_crop_box
 
@@ -53,19 +53,14 @@ class CachedCropDataset(Dataset):
         self.rows = cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
         self.image_size, self.settings = cache.image_size, cache.settings
         self.scales = cache.settings.scales
-        self.path = str(cache.folder / "crops.bin")
-        self._fd: tuple[int, int] | None = None  # (pid, fd): opened lazily, once per worker process
+        paths = [cache.folder / name for name in cache.crops]  # one crops.bin, or a sharded cache's parts
+        self.crops = CropsReader([str(p) for p in paths], [p.stat().st_size for p in paths])
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getstate__(self):
-        return {**self.__dict__, "_fd": None}
-
     def _read(self, offset: int, length: int) -> bytes:
-        if self._fd is None or self._fd[0] != os.getpid():
-            self._fd = (os.getpid(), os.open(self.path, os.O_RDONLY))
-        return os.pread(self._fd[1], length, offset)
+        return self.crops.read(offset, length)
 
     def _square(self, offset: int, length: int, side: int) -> Image.Image:
         data = self._read(offset, length)
