@@ -15,10 +15,10 @@ import sys
 from prefect import flow
 from tasks.load_config import load_config_task
 from tasks.persist import persist_task
-from tasks.prepare import prepare_data_task
 from tasks.results import persist_results_with
 from tasks.train import train_task
 
+from flows.prepare import prepare_step
 from flows.run_names import training_run_name
 from handgesture.training import RunSummary
 
@@ -53,7 +53,7 @@ def train_hand_gesture_classifier(
     """
     resolved, start = load_config_task(config, overrides, storage, resume)  # the resume, resolved once
     persist_results_with(resolved)
-    prepared = prepare_data_task(resolved)
+    prepared = prepare_step(resolved)  # with prepare.dask: in shards on a Dask cluster
     summary = train_task(resolved, prepared, start)
     if summary is None:  # a node of a multi-node run without rank 0
         return None

@@ -33,7 +33,13 @@ def prepare(args: argparse.Namespace) -> int:
     from handgesture.data.prepare import prepare_data
 
     _log_info_to_stderr()
-    print(json.dumps(prepare_data(load_config(args.config, args.overrides)).to_dict(), indent=2))
+    config = load_config(args.config, args.overrides)
+    if config.prepare.dask:  # in shards on a Dask cluster: the prepare subflow (Prefect, prefect-dask)
+        from flows.prepare import prepare_step
+
+        print(json.dumps(prepare_step(config).to_dict(), indent=2))
+        return 0
+    print(json.dumps(prepare_data(config).to_dict(), indent=2))
     return 0
 
 
