@@ -353,6 +353,23 @@ MUTANTS = [
         (edit('return f"crc32:{self.crc:08x}:{self.size}"', 'return f"size:{self.size}"'),),
     ),
     Mutant(
+        "a shard run again redoes its finished part",
+        "Sharded prepare on Dask",
+        "src/handgesture/data/shards.py",
+        (
+            edit(
+                "    found = finished_part(shard.part, shard.key, shard.start, shard.stop)",
+                "    found = None",
+            ),
+        ),
+    ),
+    Mutant(
+        "a torn part taken as finished",
+        "Sharded prepare on Dask",
+        "src/handgesture/data/shards.py",
+        (edit('            if _file_entry(part / name) != info["files"][name]:', "            if False:"),),
+    ),
+    Mutant(
         "synthetic data written beside real images",
         "Data paths are read",
         "src/handgesture/data/prepare.py",

@@ -40,6 +40,7 @@ SMOKE = {
     "bench_frames.py": ["--images", "4", "--repeats", "1"],
     "bench_index.py": ["--hands", "2000", "--frames", "19", "--prepare", "20"],
     "bench_sources.py": ["--images", "8", "--repeats", "1", "--frame", "320", "240"],
+    "bench_prepare_dask.py": ["--images", "8", "--repeats", "1", "--frame", "320", "240"],
     "bench_orchestration.py": [
         *["--reps", "2", "--per-class", "2", "--model", "MobileNetV3_small", "--size", "32"],
         *["--batch-size", "8", "--num-workers", "0"],
@@ -88,8 +89,8 @@ PRINTS: dict[str, Callable[[list[str]], list[str]]] = {
         rf"^CachedFrameDataset \({last(w, '--fmt', WORD)} rows\) +{NUMBER} img/s/core  x{NUMBER} vs naive$",
     ],
     "bench_index.py": lambda w: [
-        r"^step +seconds +peak RSS GB$",
-        rf"^whole index +{NUMBER} +{NUMBER}$",
+        r"^step +seconds +CPU seconds +peak RSS GB$",
+        rf"^whole index +{NUMBER} +{NUMBER} +{NUMBER}$",
         rf"^whole index: {NUMBER} s, {NUMBER} GB \(targets < {NUMBER} s, < {NUMBER} GB\): (met|not met)$",
         rf"^cache preparation: {NUMBER} hands/s with 1 process, {NUMBER} with 2 ",
     ],
@@ -99,6 +100,13 @@ PRINTS: dict[str, Callable[[list[str]], list[str]]] = {
         rf"^local zip +{NUMBER} frames/s/core  x{NUMBER} vs extracted$",
         rf"^S3 zip \(moto, loopback\) +{NUMBER} frames/s/core  x{NUMBER} vs extracted$",
         rf"^archives vs extracted: x{NUMBER} \(target >= 0.90\): (met|missed)$",
+    ],
+    "bench_prepare_dask.py": lambda w: [
+        rf"^{DIGITS} frames \({DIGITS} hands\) of {last(w, '--frame', DIGITS)} x {DIGITS}, {DIGITS} shards, "
+        rf"best of {last(w, '--repeats', DIGITS)}$",
+        rf"^1 worker +{NUMBER} s +{NUMBER} frames/s +{NUMBER} hands/s$",
+        rf"^2 workers +{NUMBER} s +{NUMBER} frames/s  x{NUMBER} vs 1 \(target >= 1.7\)$",
+        rf"^ +128 workers +{NUMBER} h$",
     ],
     "bench_orchestration.py": lambda w: [
         r"^rep +path +call->loop s +call->1st step s +epoch s +median step s +call s",

@@ -99,3 +99,24 @@ def test_the_multi_node_job_trains_one_run_across_its_pods():
     assert service["spec"]["selector"] == {"job-name": job["metadata"]["name"]}
     assert int(port) == service["spec"]["ports"][0]["port"] == container["ports"][0]["containerPort"]
     assert spec["completionMode"] == "Indexed" and params.devices == "auto"
+
+
+def test_the_dask_section_parses_and_its_address_is_a_valid_prepare_dask():
+    import ast
+    import re
+    import shlex
+
+    from handgesture.config import load_config
+
+    docs = (ROOT / "docs/deployments.md").read_text()
+    section = docs.split("### Prepare on a Dask cluster", 1)[1].split("\n## ", 1)[0]
+    [cluster] = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    assert cluster["kind"] == "DaskCluster" and cluster["apiVersion"].startswith("kubernetes.dask.org/")
+    assert cluster["spec"]["scheduler"]["service"]["ports"][0]["port"] == 8786
+    for block in re.findall(r"```python\n(.*?)```", section, re.S):
+        ast.parse(block)
+    [command] = re.findall(r"```bash\n(.*?)```", section, re.S)
+    dask = next(w for w in shlex.split(command) if w.startswith("prepare.dask="))
+    name = cluster["metadata"]["name"]
+    assert dask.startswith(f"prepare.dask=tcp://{name}-scheduler.")
+    assert load_config(None, [dask]).prepare.dask.endswith(":8786")

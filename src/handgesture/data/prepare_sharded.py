@@ -91,7 +91,10 @@ def _plan_split(config: Config, folder: str, workers: int) -> SplitPlan:
     key = cache_key(found.samples, settings, _annotation_files(folder, ds.targets), ds.targets)
     cache = Path(ds.cache_dir) / f"{settings.kind}-{key[:24]}"
     plan = SplitPlan(folder, str(cache), key, found.samples, found.missing_images, found.notes, [], started)
-    index, origin = verify_folder(cache, key, settings, found.samples), "reused"
+    # A folder without its index holds parts of an unfinished prepare: kept, not a cache to warn about.
+    found_index = (cache / "index.json").exists()
+    index = verify_folder(cache, key, settings, found.samples) if found_index else None
+    origin = "reused"
     share = _share(config)
     if index is None and share is not None:
         index, origin = share.fetch(cache, key, settings, found.samples), "downloaded"

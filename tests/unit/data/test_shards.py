@@ -3,12 +3,13 @@ is kept by a prepare run again, and a missing one is noticed."""
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from handgesture.config import load_config
-from handgesture.data.cache_layout import crops_files
+from handgesture.data.cache_layout import crops_files, part_name
 from handgesture.data.prepare import open_split, prepare_data
 from handgesture.data.prepare_sharded import finish_prepare, plan_prepare, prepare_shard
 from handgesture.data.shards import build_part, shard_ranges
@@ -84,3 +85,17 @@ def test_a_prepare_run_again_keeps_finished_parts_and_redoes_only_the_lost_one(s
         prepare_shard(config, shard)
     assert {part: os.stat(part / "crops.bin").st_ino for part in kept} == kept  # not rewritten
     assert finish_prepare(config, plan).splits["train"].origin == "prepared"
+
+
+def test_a_torn_part_is_not_taken_as_finished(small_dataset, tmp_path):
+    """A part whose crops.bin lost its tail (a worker killed while the file was replaced, a disk fault) is
+    built again, not assembled into the cache."""
+    config = _config(small_dataset, tmp_path / "c", "prepare.shard_size=5")
+    plan, _ = _sharded(config)
+    split = plan.splits["train"]
+    torn = Path(split.folder) / "parts" / part_name(*split.ranges[1]) / "crops.bin"
+    torn.write_bytes(torn.read_bytes()[:-100])
+    (Path(split.folder) / "index.json").unlink()  # the cache is incomplete: planned again
+    plan, prepared = _sharded(config)
+    assert prepared.splits["train"].origin == "prepared"
+    assert open_split(config, prepared.splits["train"]).samples
