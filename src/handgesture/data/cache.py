@@ -42,12 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from handgesture.data import sources
-from handgesture.data.annotations import Sample, image_name, samples_from_columns, samples_to_columns
+from handgesture.data.annotations import Sample, samples_from_columns, samples_to_columns
 from handgesture.data.cache_build import write_rows
 from handgesture.data.cache_check import check_contents
 from handgesture.data.cache_layout import data_files
 from handgesture.data.cached_dataset import CachedCropDataset, CachedFrameDataset
 from handgesture.data.geometry import MAX_CROP_SCALE, level_scales
+from handgesture.data.key_lines import key_chunks
 from handgesture.errors import DataError
 from handgesture.storage import sha256_file
 from handgesture.storage.local import folder_lock
@@ -107,21 +108,18 @@ class CacheSettings:
         return settings
 
 
-def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=()) -> str:
+def cache_key(samples, settings: CacheSettings, annotation_files=(), targets=(), sizes=()) -> str:
     """sha256 of everything the rows and the index depend on; images by name and byte size (a stat, not a
-    read; in archives and on S3, `sources.identity`: CRC-32 or ETag, and size). The targets count too: a
-    target with no samples changes no row, but it does change the notes."""
+    read, or the reader's ``sizes``: `AnnotationSet.sizes`; in archives and on S3, `sources.identity`: CRC-32
+    or ETag, and size). The targets count too: a target with no samples changes no row, but it does change
+    the notes."""
     h = hashlib.sha256(json.dumps(settings.stored(), sort_keys=True).encode())
     h.update(json.dumps(list(targets)).encode())
     for name, content in sources.key_parts(annotation_files):
         h.update(f"\0ann\0{name}\0".encode())
         h.update(content)
-    sizes: dict[str, int | str] = {}  # a file's size; an object's ETag and size; a member's CRC and size
-    for s in samples:
-        if s.image not in sizes:
-            sizes[s.image] = sources.identity(s.image)
-        fields = [image_name(s.image), list(s.box), s.gesture, s.leading_hand, s.user_id, sizes[s.image]]
-        h.update(json.dumps(fields).encode())
+    for chunk in key_chunks(samples, sizes):  # per sample: its name, box, labels, person, image size
+        h.update(chunk)
     return h.hexdigest()
 
 
@@ -171,18 +169,18 @@ class CropCache:
     settings: CacheSettings
     rows: np.ndarray  # int64 [N, levels, 6]: offset, length, frame_w, frame_h, row side, level held
     unreadable: int
-    crops: list[str] = field(default_factory=lambda: ["crops.bin"])  # its crops files, in offset order
     missing_images: int  # annotated images that were not on disk when the samples were read
     origin: str  # "reused", "downloaded", "prepared" or "opened"
     notes: list[str]  # what reading the annotations skipped besides missing images
+    crops: list[str] = field(default_factory=lambda: ["crops.bin"])  # its crops files, in offset order
 
     def dataset(self, samples: list[Sample] | None = None, train: bool = False) -> CachedCropDataset:
+        kind = CachedFrameDataset if self.settings.full_frame else CachedCropDataset
+        return kind(self, self.samples if samples is None else samples, train)
+
     @property
     def files(self) -> list[str]:
         return [*self.crops, "rows.npy", SAMPLES]
-
-        kind = CachedFrameDataset if self.settings.full_frame else CachedCropDataset
-        return kind(self, self.samples if samples is None else samples, train)
 
     def summary(self) -> dict:
         return {
@@ -243,16 +241,18 @@ def prepare_cache(
     targets=(),
     share=None,
     full_frame: bool = False,
+    sizes=(),
 ) -> CropCache:
     """Build (once) or reuse the crop cache of ``samples`` under ``cache_dir`` (with ``full_frame``: their
     frame cache, ``levels`` aside); see the module docstring.
 
     ``workers`` > 0 decodes frames in that many processes. ``share`` (a :class:`CacheShare`) is where
     prepared caches are shared between machines: fetched from it before preparing, published to it after.
+    ``sizes``: the samples' image sizes as read (`AnnotationSet.sizes`), so the key stats no image again.
     """
     samples = list(samples)
     settings = cache_settings(image_size, max_scale, side, fmt, quality, levels, full_frame)
-    key = cache_key(samples, settings, annotation_files, targets)
+    key = cache_key(samples, settings, annotation_files, targets, sizes)
     folder = Path(cache_dir) / f"{settings.kind}-{key[:24]}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(folder.parent):  # two preparers of one cache: one builds, the other then reuses it
@@ -266,6 +266,9 @@ def prepare_cache(
         share.publish(folder)
     if index["unreadable"]:
         log.warning("Cache %s: %d unreadable samples will be skipped", folder, index["unreadable"])
+    return _loaded(folder, key, index, samples, image_size, origin)
+
+
 def finished_cache(folder: Path, key: str, settings, samples, image_size, share=None) -> CropCache:
     """A cache whose files were written by others (a sharded prepare's parts, then assembled): checked against
     this run's settings and samples like any cache found on disk, and published to ``share``."""
@@ -275,9 +278,6 @@ def finished_cache(folder: Path, key: str, settings, samples, image_size, share=
     if share is not None:
         share.publish(folder)
     return _loaded(folder, key, index, samples, image_size, "prepared")
-
-
-    return _loaded(folder, key, index, samples, image_size, origin)
 
 
 def open_cache(folder, key: str, image_size, dataset_dir) -> CropCache:

@@ -11,6 +11,7 @@ own file and folder. The leading hand is unknown (`UNKNOWN_HAND`).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 from handgesture.errors import DataError
@@ -56,6 +57,7 @@ def parse_fields(fields: tuple, where: str) -> Entry:
     labels = _labels(labels, len(boxes), "labels", where)
     if not isinstance(user_id, str) or not user_id:
         raise DataError(f"{where}: 'user_id' must be a non-empty string, got {user_id!r}")
+    user_id = sys.intern(user_id) if type(user_id) is str else user_id  # one copy per person, not per image
     if leading_hand is not MISSING:
         pairs, hand = list(zip(boxes, labels, strict=True)), _hand(leading_hand, where)
         return Entry(pairs, hand, user_id, tuple(labels))
@@ -81,6 +83,8 @@ def _united_pairs(
         raise DataError(f"{where}: 'united_bbox' must be a list aligned with 'bboxes' (null where none)")
     united_boxes = _boxes(united, "united_bbox", "united_bbox", where, optional=True)
     united_labels = _labels(united_labels, len(boxes), "united_label", where, optional=True)
+    if united_boxes.count(None) == len(united_boxes):  # most images: no two-handed gesture, the hands' own
+        return list(zip(boxes, labels, strict=True))
     pairs: list[tuple[Box, str]] = []
     seen: set[tuple[Box, str]] = set()  # the pairs so far: a set, so an image of n boxes costs n lookups
     for i, (box, label) in enumerate(zip(boxes, labels, strict=True)):

@@ -205,6 +205,7 @@ def _prepare_cache(config: Config, folder: str) -> CropCache:
         targets=ds.targets,
         share=share,
         full_frame=config.model.full_frame,
+        sizes=found.sizes,
     )
 
 
