@@ -51,6 +51,15 @@ def _plain(name, box, gesture, hand, user, identity) -> bool:
     true/false; NaN and infinities it writes as NaN/Infinity; a float subclass may repr differently)."""
     return (
         type(name) is str and type(user) is str and type(gesture) is int and type(hand) is int
-        and type(identity) in (int, str) and len(box) == 4
-        and all(type(v) is float for v in box) and math.isfinite(sum(box))
+        and type(identity) in (int, str) and len(box) == 4 and _floats(*box)
     )  # fmt: skip
+
+
+def _floats(x, y, w, h) -> bool:
+    return (
+        type(x) is float
+        and type(y) is float
+        and type(w) is float
+        and type(h) is float
+        and math.isfinite(x + y + w + h)
+    )
