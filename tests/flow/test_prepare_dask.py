@@ -1,6 +1,7 @@
 """Prepare on a real Dask cluster (`prepare.dask`): shards run on the workers through prefect-dask, the parts
 read as one cache, and a worker killed mid-shard costs that shard only."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,24 +60,31 @@ def dask_cluster(tmp_path):
     (tmp_path / "gate").mkdir()
     bin_dir = Path(sys.executable).parent
     scheduler = subprocess.Popen(
-        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env
+        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env=env,
+        start_new_session=True,
     )
     worker = subprocess.Popen(
         [bin_dir / "dask", "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2", "--nthreads", "1"]
         + ["--no-dashboard", "--preload", str(GATE_MODULE)],
         env=env,
+        start_new_session=True,
     )
     try:
         yield f"tcp://127.0.0.1:{port}", tmp_path / "gate"
     finally:
+        for process in (worker, scheduler):  # each in a session of its own: its worker processes too
+            _signal_group(process, signal.SIGTERM)
         for process in (worker, scheduler):
-            process.terminate()
-        for process in (worker, scheduler):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a nanny still closing its worker
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # a nanny still closing its worker: ours to end
-                process.kill()
-                process.wait(timeout=30)
+            _signal_group(process, signal.SIGKILL)  # whatever of the group is left
+            process.wait(timeout=30)
+
+
+def _signal_group(process, sig) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
 
 
 def _free_port() -> int:
