@@ -99,3 +99,16 @@ def test_a_torn_part_is_not_taken_as_finished(small_dataset, tmp_path):
     plan, prepared = _sharded(config)
     assert prepared.splits["train"].origin == "prepared"
     assert open_split(config, prepared.splits["train"]).samples
+
+
+def test_a_sharded_cache_is_shared_with_its_parts_and_fetched_whole(small_dataset, tmp_path):
+    share = tmp_path / "share"
+    config = _config(small_dataset, tmp_path / "a", "prepare.shard_size=5", f"dataset.cache_uri={share}")
+    _, prepared = _sharded(config)
+    name = Path(prepared.splits["train"].cache).name
+    assert len(list((share / name / "parts").glob("*/crops.bin"))) > 2
+    fresh = _config(small_dataset, tmp_path / "b", "prepare.shard_size=5", f"dataset.cache_uri={share}")
+    split = prepare_data(fresh).splits["train"]
+    assert split.origin == "downloaded" and split.key == prepared.splits["train"].key
+    data = open_split(fresh, split)
+    assert data.dataset(data.samples, False, [32, 32])[len(data.samples) - 1]["image"].shape == (3, 32, 32)
