@@ -38,7 +38,7 @@ MARK = "HANDGESTURE_BENCH_TEST_RUN"  # in every process a run starts (inherited)
 SMOKE = {
     "bench_loader.py": ["--images", "6", "--repeats", "1"],
     "bench_frames.py": ["--images", "4", "--repeats", "1"],
-    "bench_index.py": ["--hands", "2000", "--frames", "19", "--prepare", "20"],
+    "bench_index.py": ["--hands", "2000", "--images", "3000", "--frames", "19", "--prepare", "20"],
     "bench_sources.py": ["--images", "8", "--repeats", "1", "--frame", "320", "240"],
     "bench_prepare_dask.py": ["--images", "8", "--repeats", "1", "--frame", "320", "240"],
     "bench_orchestration.py": [
@@ -92,7 +92,11 @@ PRINTS: dict[str, Callable[[list[str]], list[str]]] = {
         r"^step +seconds +CPU seconds +peak RSS GB$",
         rf"^whole index +{NUMBER} +{NUMBER} +{NUMBER}$",
         rf"^whole index: {NUMBER} s, {NUMBER} GB \(targets < {NUMBER} s, < {NUMBER} GB\): (met|not met)$",
-        rf"^cache preparation: {NUMBER} hands/s with 1 process, {NUMBER} with 2 ",
+        *(
+            [rf"^{DIGITS} samples \(v2\), "]  # v2: the index only
+            if last(w, "--layout", "v1") == "v2"
+            else [rf"^cache preparation: {NUMBER} hands/s with 1 process, {NUMBER} with 2 "]
+        ),
     ],
     "bench_sources.py": lambda w: [
         rf"^prepare from {DIGITS} frames of {last(w, '--frame', DIGITS)} x {NUMBER}, one core:$",
