@@ -136,7 +136,10 @@ def test_a_chain_through_anything_but_one_archive_is_refused(tmp_path, monkeypat
 
 def test_a_cache_dir_uri_is_refused_not_turned_into_a_folder(tmp_path, monkeypatch, real_dataset):
     monkeypatch.chdir(tmp_path)
-    paths = [f"dataset.annotations={real_dataset['annotations']}", f"dataset.dataset={real_dataset['dataset']}"]
+    paths = [
+        f"dataset.annotations={real_dataset['annotations']}",
+        f"dataset.dataset={real_dataset['dataset']}",
+    ]
     with pytest.raises(InputError, match=r"dataset\.cache_dir=s3://bucket/cache.*local folder"):
         prepare_data(load_config(DEMO, [*paths, *SMALL, "dataset.cache_dir=s3://bucket/cache"]))
     assert not (tmp_path / "s3:").exists()
