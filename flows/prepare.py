@@ -13,15 +13,19 @@ import flows.settings  # noqa: F401  (this project's Prefect settings: before pr
 
 # isort: split
 
+from typing import TYPE_CHECKING
+
 from prefect import flow
 from prefect.futures import wait
 from prefect.settings import get_current_settings
 from prefect.utilities.annotations import unmapped
-from prefect_dask import DaskTaskRunner
 from tasks.prepare import finish_prepare_task, plan_prepare_task, prepare_data_task, prepare_shard_task
 
 from handgesture.config import Config
 from handgesture.data.prepare import PreparedData
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
 
 
 def prepare_step(config: Config) -> PreparedData:
@@ -45,6 +49,8 @@ def prepare_on_dask(config: Config, workers: int = 1) -> PreparedData:
 def dask_runner(address: str) -> tuple[DaskTaskRunner, int]:
     """The task runner for `prepare.dask` and how many workers to plan shards for (a remote cluster's
     count is not known before it is reached: `prepare.shard_size` then sets the number of shards)."""
+    from prefect_dask import DaskTaskRunner  # imports dask and distributed: only for a run that uses them
+
     if address.startswith("local:"):
         workers = int(address.split(":", 1)[1])
         cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True}

@@ -139,10 +139,13 @@ def _samples_for_image(image: str, entry: Entry, index: dict[str, int], tally: _
     return samples
 
 
-def _full_frame_sample(image: str, entry: Entry, index: dict[str, int], tally: _Tally) -> list[Sample]:
-    """The image as one sample (the whole frame), labelled by v2's rule; none when the rule drops it or its
-    label is not a target. The folder is the image's gesture folder (no_gesture's own labels its images)."""
-    label = full_frame_label(entry.labels, os.path.basename(os.path.dirname(image)))
+def _full_frame_sample(
+    image: str, folder: str, entry: Entry, index: dict[str, int], tally: _Tally
+) -> list[Sample]:
+    """The image (a path or locator) as one sample (the whole frame), labelled by v2's rule; none when the
+    rule drops it or its label is not a target. `folder` is the image's gesture folder (no_gesture's own
+    labels its images)."""
+    label = full_frame_label(entry.labels, folder)
     if label is None:
         tally.no_gesture_only += 1
         return []
@@ -189,7 +192,7 @@ def _read_gesture_file(
             tally.missing += 1
             continue
         found = (
-            _full_frame_sample(image, entry, index, tally)
+            _full_frame_sample(image, gesture_dir.name, entry, index, tally)
             if full_frame
             else _samples_for_image(image, entry, index, tally, where)
         )

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from handgesture.data.annotations import Sample
-from handgesture.data.frames import UnreadableFrame, read_frame
+from handgesture.data.frames import read_frame_or_skip
 from handgesture.data.geometry import clip_to_frame, crop_scale, fit_size, pad_offsets, square_crop_box
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,8 @@ class HandCropDataset(Dataset):
         else:
             index, scale = operator.index(key), 1.0
         sample = self.samples[index]
-        try:
-            frame = read_frame(sample.image)
-        except UnreadableFrame as exc:
-            log.warning("Skipping unreadable image %s", exc)
+        frame = read_frame_or_skip(sample.image, log)
+        if frame is None:
             return None
         _, frame_h, frame_w = frame.shape
         crop = square_crop_box(sample.box, frame_w, frame_h, scale)

@@ -4,6 +4,8 @@ that claim 20000 x 20000 pixels) are skipped and counted, never decoded."""
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Callable
 
 import torch
 from PIL import Image
@@ -24,22 +26,19 @@ def read_frame(path: str) -> torch.Tensor:
     """The frame at `path` (JPEG or PNG) as uint8 RGB [3, H, W]; UnreadableFrame when it cannot or must not
     be decoded. `path` is a locator (`data.sources`): a file, an ``s3://`` object or an archive member, whose
     bytes are read into memory, never to disk."""
-    if not sources.is_plain_locator(path):
-        return _decode_bytes(_fetch(path), path)
+    if sources.is_plain_locator(path):
+        return _decode(path, path, lambda: read_file(path))
+    data = _fetch(path)
+    return _decode(io.BytesIO(data), path, lambda: torch.frombuffer(bytearray(data), dtype=torch.uint8))
+
+
+def read_frame_or_skip(path: str, log: logging.Logger) -> torch.Tensor | None:
+    """`read_frame`, or None for a frame that is skipped (the warning goes to `log`; the loader counts it)."""
     try:
-        with Image.open(path) as header:  # reads the header only: the size, before any pixel is decoded
-            width, height = header.size
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
-    if width * height > MAX_FRAME_PIXELS:
-        raise UnreadableFrame(
-            f"{path}: {width} x {height} pixels, over the limit of {MAX_FRAME_PIXELS} (a decompression bomb?)"
-        )
-    try:
-        frame = decode_image(read_file(path), mode=ImageReadMode.RGB)  # HaGRID's JPEGs, and PNGs
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise UnreadableFrame(f"{path}: {_first_line(exc)}") from None
-    return to_uint8(frame, path)
+        return read_frame(path)
+    except UnreadableFrame as exc:
+        log.warning("Skipping unreadable image %s", exc)
+        return None
 
 
 def _fetch(locator: str) -> bytes:
@@ -50,11 +49,12 @@ def _fetch(locator: str) -> bytes:
         raise UnreadableFrame(f"{locator}: {_first_line(exc)}") from None
 
 
-def _decode_bytes(data: bytes, where: str) -> torch.Tensor:
-    """`read_frame` of bytes in memory: the same size check before decoding, the same decoder."""
+def _decode(header: str | io.BytesIO, where: str, encoded: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The size from the header alone, checked before any pixel is decoded; then the decode of `encoded()`
+    (the file's or the fetched bytes, as a uint8 tensor)."""
     try:
-        with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
+        with Image.open(header) as opened:  # reads the header only: the size, before any pixel is decoded
+            width, height = opened.size
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableFrame(f"{where}: {_first_line(exc)}") from None
     if width * height > MAX_FRAME_PIXELS:
@@ -63,7 +63,7 @@ def _decode_bytes(data: bytes, where: str) -> torch.Tensor:
             "(a decompression bomb?)"
         )
     try:
-        frame = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        frame = decode_image(encoded(), mode=ImageReadMode.RGB)  # HaGRID's JPEGs, and PNGs
     except (RuntimeError, OSError, ValueError) as exc:
         raise UnreadableFrame(f"{where}: {_first_line(exc)}") from None
     return to_uint8(frame, where)

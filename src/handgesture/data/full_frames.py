@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from handgesture.data.frames import UnreadableFrame, read_frame
+from handgesture.data.frames import read_frame_or_skip
 from handgesture.data.geometry import letterbox_size, pad_offsets
 from handgesture.full_frame import V2_PAD_VALUE
 from handgesture.labels import NO_GESTURE
@@ -79,9 +79,7 @@ class FullFrameDataset(Dataset):
     def __getitem__(self, key):
         index = key[0] if isinstance(key, tuple) else operator.index(key)
         sample = self.samples[index]
-        try:
-            frame = read_frame(sample.image)
-        except UnreadableFrame as exc:
-            log.warning("Skipping unreadable image %s", exc)
+        frame = read_frame_or_skip(sample.image, log)
+        if frame is None:
             return None
         return frame_item(letterbox(frame, self.image_size), sample, index)

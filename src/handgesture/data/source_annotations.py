@@ -10,11 +10,16 @@ import json
 import logging
 
 from handgesture.data import sources
-from handgesture.data.annotations import AnnotationSet, Sample, _samples_for_image, _Tally
+from handgesture.data.annotations import (
+    AnnotationSet,
+    Sample,
+    _full_frame_sample,
+    _samples_for_image,
+    _Tally,
+)
 from handgesture.data.entries import Entry, parse_entry
-from handgesture.data.full_frames import WHOLE_FRAME, full_frame_label
 from handgesture.errors import DataError
-from handgesture.labels import NO_GESTURE, UNKNOWN_HAND
+from handgesture.labels import NO_GESTURE
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +75,10 @@ def _gesture_samples(gesture, entries, images, index, tally: _Tally, full_frame:
         if found is None:
             tally.missing += 1
         elif full_frame:
-            samples += _whole_frame(found.locator, gesture, entry, index, tally)
+            samples += _full_frame_sample(found.locator, gesture, entry, index, tally)
         else:
             samples += _samples_for_image(found.locator, entry, index, tally, where)
     return samples
-
-
-def _whole_frame(locator: str, gesture: str, entry: Entry, index, tally: _Tally) -> list[Sample]:
-    """`annotations._full_frame_sample` for a locator: the gesture folder labels no_gesture's images."""
-    label = full_frame_label(entry.labels, gesture)
-    if label is None:
-        tally.no_gesture_only += 1
-        return []
-    if label not in index:
-        tally.untargeted[label] += 1
-        return []
-    return [Sample(locator, WHOLE_FRAME, index[label], UNKNOWN_HAND, entry.user_id)]
 
 
 def load_json(data: bytes, where: str) -> dict:
