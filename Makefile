@@ -16,6 +16,7 @@ export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 install: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) scripts/check_install_space.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# Every package is pinned, so pip does not backtrack; torch and torchvision come from the local wheel cache
