@@ -22,9 +22,11 @@ def main() -> int:
         needed = sum(NEEDED_GB[place] for place in places)
         free = shutil.disk_usage(places[0]).free / 1e9
         if free < needed:
-            short.append(f"{' and '.join(places)}: {free:.1f} GB free, the install needs about {needed:.0f} GB")
+            where = " and ".join(places)
+            short.append(f"{where}: {free:.1f} GB free, the install needs about {needed:.0f} GB")
     if short:
-        print("not enough disk space for .venv and the pinned dependencies:", *short, sep="\n  ", file=sys.stderr)
+        heading = "not enough disk space for .venv and the pinned dependencies:"
+        print(heading, *short, sep="\n  ", file=sys.stderr)
         return 2
     return 0
 
