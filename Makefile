@@ -25,8 +25,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+# DEMO_ARGS: extra options or key=value overrides (the README test makes the demo tiny with them).
 demo: $(STAMP)
-	$(BIN)/python flows/train.py --config configs/demo.yaml
+	$(BIN)/python flows/train.py --config configs/demo.yaml $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
