@@ -4,7 +4,8 @@ cluster through prefect-dask's DaskTaskRunner.
 A flow's task runner is fixed where the flow is defined; the cluster comes from the run's config, so the
 sharded prepare is a subflow given its runner per run (`with_options`). `local:N` starts a LocalCluster of N
 one-thread worker processes for the subflow and closes it after; `tcp://HOST:PORT` connects to a running
-scheduler (docs/deployments.md: one on Kubernetes).
+scheduler (docs/deployments.md: one on Kubernetes), only one this machine lists in HANDGESTURE_DASK_SCHEDULERS
+(`config_checks.check_dask`), and plans shards for the worker threads that scheduler reports.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from prefect.utilities.annotations import unmapped
 from tasks.prepare import finish_prepare_task, plan_prepare_task, prepare_data_task, prepare_shard_task
 
 from handgesture.config import Config
+from handgesture.config_checks import check_dask
 from handgesture.data.prepare import PreparedData
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
+
+SCHEDULER_TIMEOUT_S = 30
 
 
 def prepare_step(config: Config) -> PreparedData:
@@ -47,17 +51,31 @@ def prepare_on_dask(config: Config, workers: int = 1) -> PreparedData:
 
 
 def dask_runner(address: str) -> tuple[DaskTaskRunner, int]:
-    """The task runner for `prepare.dask` and how many workers to plan shards for (a remote cluster's
-    count is not known before it is reached: `prepare.shard_size` then sets the number of shards)."""
+    """The task runner for `prepare.dask` and how many shards the cluster runs at once."""
     from prefect_dask import DaskTaskRunner  # imports dask and distributed: only for a run that uses them
 
+    check_dask(address)  # again where the client connects: the config was checked, but on which machine?
     if address.startswith("local:"):
         workers = int(address.split(":", 1)[1])
         cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True}
         cluster["dashboard_address"] = None
         cluster["env"] = _api_env()
         return DaskTaskRunner(cluster_kwargs=cluster), workers
-    return DaskTaskRunner(address=address), 1
+    return DaskTaskRunner(address=address), scheduler_slots(address)
+
+
+def scheduler_slots(address: str) -> int:
+    """The worker threads the scheduler at `address` has now (at least 1: a cluster still scaling up gets
+    its workers later), so that each gets a shard."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False) as client:
+            return max(1, sum(client.nthreads().values()))
+    except OSError as exc:  # distributed's timeout is an OSError too
+        raise ConnectionError(
+            f"prepare.dask={address}: no Dask scheduler answered there within {SCHEDULER_TIMEOUT_S} s ({exc})"
+        ) from None
 
 
 def _api_env() -> dict[str, str]:

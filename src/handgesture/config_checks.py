@@ -4,6 +4,7 @@ expected, so a mistake stops a run before it starts instead of training on with 
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,10 @@ MAX_IMAGE_SIDE = 4096
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # A Dask scheduler's address (tcp:// or tls://, host and port), or local:N for a cluster this run starts.
 _DASK = re.compile(r"^((tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}|local:[1-9]\d{0,2})$")
+# The Dask schedulers a run may use, listed by whoever runs the worker (comma-separated addresses), never
+# by a run: a Dask client sends the run's config and tasks to its scheduler and unpickles what comes back,
+# so an address from a parameter or config file alone could carry the data off and run code on the worker.
+DASK_SCHEDULERS_ENV = "HANDGESTURE_DASK_SCHEDULERS"
 # A run's or experiment's name is one folder (or S3 key segment) under the storage root.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_. -]*$")
 RESERVED_NAMES = ("best",)  # <storage>/<experiment>/best means the experiment's current best
@@ -181,6 +186,7 @@ def validate(config) -> None:
             shown = _shown("tracking.hparams", key)
             raise ConfigError(f"tracking.hparams: {shown} is not a config key") from None
     _check_device_exists(config.device)
+    check_dask(config.prepare.dask)
 
 
 def _check_architecture(name: str, full_frame: bool) -> None:
@@ -191,6 +197,42 @@ def _check_architecture(name: str, full_frame: bool) -> None:
             f"model.name={name!r} is not {kind} architecture: expected one of {list(known)} with "
             f"model.full_frame={str(full_frame).lower()} (or set model.full_frame={other})"
         )
+
+
+def check_dask(address: str | None) -> None:
+    """`prepare.dask` as this machine allows it: local:N within its cores, tcp:// or tls:// only when its
+    operator lists the address in HANDGESTURE_DASK_SCHEDULERS. Checked with the config (before a run
+    folder or cache is written) and again where the flow connects."""
+    if address is None:
+        return
+    if address.startswith("local:"):
+        workers, cores = int(address.split(":", 1)[1]), _usable_cores()
+        if workers > cores:
+            raise ConfigError(
+                f"prepare.dask=local:{workers} starts {workers} worker processes, but this machine gives "
+                f"this process {cores} cores (each worker decodes on one): expected local:1 .. local:{cores}"
+            )
+        return
+    if address not in dask_schedulers():
+        raise ConfigError(
+            f"prepare.dask={address!r} is not in {DASK_SCHEDULERS_ENV}, this machine's list of the Dask "
+            "schedulers a run may use (a run's parameters and config files may not choose where its data "
+            "and tasks go): to allow it, whoever runs this worker adds the address, exactly as written "
+            "here, to that variable (comma-separated) in the environment of the process that runs the flow"
+        )
+
+
+def dask_schedulers() -> frozenset[str]:
+    """The scheduler addresses this machine's operator allows (empty when the variable is unset)."""
+    listed = os.environ.get(DASK_SCHEDULERS_ENV, "")
+    return frozenset(address.strip() for address in listed.split(",") if address.strip())
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _check_device_exists(device: str) -> None:

@@ -101,7 +101,7 @@ def test_the_multi_node_job_trains_one_run_across_its_pods():
     assert spec["completionMode"] == "Indexed" and params.devices == "auto"
 
 
-def test_the_dask_section_parses_and_its_address_is_a_valid_prepare_dask():
+def test_the_dask_section_parses_and_its_address_is_a_valid_prepare_dask(monkeypatch):
     import ast
     import re
     import shlex
@@ -119,4 +119,8 @@ def test_the_dask_section_parses_and_its_address_is_a_valid_prepare_dask():
     dask = next(w for w in shlex.split(command) if w.startswith("prepare.dask="))
     name = cluster["metadata"]["name"]
     assert dask.startswith(f"prepare.dask=tcp://{name}-scheduler.")
+    # The worker's environment lists the scheduler, as the section tells its operator to.
+    [listed] = re.findall(r"HANDGESTURE_DASK_SCHEDULERS=([^`\s]+)", section)
+    assert listed == dask.split("=", 1)[1]
+    monkeypatch.setenv("HANDGESTURE_DASK_SCHEDULERS", listed)
     assert load_config(None, [dask]).prepare.dask.endswith(":8786")
