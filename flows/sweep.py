@@ -18,7 +18,7 @@ import flows.settings  # noqa: F401  (this project's Prefect settings: before pr
 import contextvars
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from prefect import flow
@@ -46,6 +46,7 @@ from handgesture.sweep import (
     plan_trials,
     successive_halving,
 )
+from handgesture.sweep_tables import leaderboard_table, rungs_table
 
 TRAIN_DEPLOYMENT = "train-hand-gesture-classifier/train"
 
@@ -174,12 +175,12 @@ class _Sweep:
 
 def _publish(board: list[dict[str, Any]], runs: list[TrialRun], experiment: str) -> None:
     create_table_artifact(
-        rounded(board),
+        leaderboard_table(board),
         key=artifact_key(experiment, "sweep-leaderboard"),
         description="the sweep's trials, best first: each trial's last rung",
     )
     create_table_artifact(
-        rounded([asdict(run) for run in runs]),
+        rungs_table(runs),
         key=artifact_key(experiment, "sweep-rungs"),
         description="every rung of every trial, with its score and where it resumed from",
     )

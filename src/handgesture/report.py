@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Any
 
@@ -9,6 +10,7 @@ from handgesture.evaluation import EvaluationReport
 from handgesture.fairness import fairness_markdown
 from handgesture.metrics import HEADS, METRIC_NAMES
 from handgesture.promotion import PromotionDecision
+from handgesture.report_layout import WIDTH, path_link, short_link, wrapped
 from handgesture.training.summary import RunSummary
 
 TABLE_COLUMNS = ("epoch", "train/loss", "gesture/f1_score", "gesture/accuracy", "leading_hand/f1_score")
@@ -67,26 +69,29 @@ def checkpoints_table(result: RunSummary) -> list[dict[str, str]]:
     return [{"kind": kind, "uri": uri} for kind, uri in rows if uri]
 
 
-def wrapped(command: str, width: int = 88) -> str:
-    """A shell command as a reader's code block shows it: past `width`, each option (with its value) and each
-    override on a line of its own, continued with backslashes, so no line runs off the UI's right edge."""
-    if len(command) <= width:
-        return command
-    parts: list[str] = []
-    for word in shlex.split(command):
-        if parts and not (word.startswith("-") or "=" in word):  # an argument or an option's value
-            parts[-1] += " " + shlex.quote(word)
-        else:
-            parts.append(shlex.quote(word))
-    return " \\\n    ".join(parts)
-
-
-def deployment_resume_command(deployment: str, flow_run_id: str) -> str:
+def deployment_resume_command(deployment: str, flow_run_id: str, result: RunSummary | None = None) -> str:
     """Where a deployment's run goes on: the same deployment, resuming this flow run (whatever machine the
-    next worker is, it reaches the checkpoint through the run's record, not through a worker-local path)."""
-    return (
+    next worker is, it reaches the checkpoint through the run's record, not through a worker-local path).
+    With `result`: five more epochs, and the settings that reach its storage and put the new run beside it
+    (a checkpoint's own config never decides them), as `resume_command` gives them."""
+    command = (
         f"prefect deployment run {shlex.quote(deployment)} --param resume=prefect://flow-runs/{flow_run_id}"
     )
+    if result is None:
+        return command
+    overrides = [
+        f"train_params.epochs={result.epochs + 5}",
+        *result.storage_overrides,
+        *result.location_overrides,
+    ]
+    return f"{command} --param {shlex.quote('overrides=' + json.dumps(overrides))}"
+
+
+def wrapped_deployment_command(command: str) -> str:
+    """`wrapped`, and the overrides' JSON list one item a line (JSON allows the line breaks, and the shell
+    keeps them inside the quotes), so a long list fits the UI too."""
+    text = wrapped(command)
+    return text.replace('", "', '",\n      "') if len(command) > WIDTH else text
 
 
 def render_report(
@@ -98,11 +103,11 @@ def render_report(
     lines = [
         f"# {model_name} run `{result.run_uri.rsplit('/', 1)[-1]}`",
         "",
-        f"- run folder: `{result.run_uri}`",
+        f"- run folder: {path_link(result.run_uri)}",
         f"- best validation gesture F1: **{result.best_metric:.4f}** (epoch {result.best_epoch})",
-        f"- best checkpoint: `{result.best_checkpoint}`",
-        f"- last checkpoint: `{result.last_checkpoint}`",
-        f"- resumed from: `{result.resumed_from}`" if result.resumed_from else "- started fresh",
+        f"- best checkpoint: {path_link(result.best_checkpoint)}",
+        f"- last checkpoint: {path_link(result.last_checkpoint)}",
+        f"- resumed from: {path_link(result.resumed_from)}" if result.resumed_from else "- started fresh",
         *([f"- {result.stopped_early}"] if result.stopped_early else []),
         *_reinitialised(result),
         f"- images skipped: {result.missing_images} missing, {result.skipped_images} unreadable",
@@ -119,7 +124,9 @@ def render_report(
         "",
         *_continue_section(result, best, deployment, flow_run_id),
         "",
-        f"TensorBoard: `{tensorboard_command(result)}`",
+        "TensorBoard:",
+        "",
+        f"```\n{wrapped(tensorboard_command(result))}\n```",
         *_use_section(result),
     ]
     return "\n".join(lines)
@@ -133,8 +140,9 @@ def _continue_section(
     shell = f"```\n{wrapped(resume_command(result, best))}\n```"
     if not (deployment and flow_run_id):
         return [shell]
+    again = deployment_resume_command(deployment, flow_run_id, result)
     return [
-        f"```\n{wrapped(deployment_resume_command(deployment, flow_run_id))}\n```",
+        f"```\n{wrapped_deployment_command(again)}\n```",
         "",
         "or from a shell that reaches the checkpoint:",
         "",
@@ -213,24 +221,38 @@ def print_summary(result: RunSummary) -> None:
 
 
 def promotion_report(decision: PromotionDecision) -> str:
-    """The promotion decision as markdown: both models on the same validation split, and on the test split."""
+    """The promotion decision as markdown: both models on the same validation split, and on the test split.
+    Short headers and short checkpoint names (linking to the full URIs), so the table fits the UI."""
 
     def score(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     has_test = decision.challenger_test_metric is not None
-    header = f"| model | {decision.metric} (same validation split) |" + (" test split |" if has_test else "")
     rows = [
-        (f"challenger `{decision.challenger}`", decision.challenger_metric, decision.challenger_test_metric),
-        (f"current best `{decision.incumbent}`", decision.incumbent_metric, decision.incumbent_test_metric),
+        ("challenger", decision.challenger, decision.challenger_metric, decision.challenger_test_metric),
+        ("current best", decision.incumbent, decision.incumbent_metric, decision.incumbent_test_metric),
     ]
-    table = [header, "| --- | --- |" + (" --- |" if has_test else "")]
+    table = ["| model | checkpoint | val F1 |" + (" test F1 |" if has_test else ""), "|---|---|---|"]
+    table[1] += "---|" if has_test else ""
     table += [
-        f"| {name} | {score(val)} |" + (f" {score(test)} |" if has_test else "") for name, val, test in rows
+        f"| {role} | {short_link(uri)} | {score(val)} |" + (f" {score(test)} |" if has_test else "")
+        for role, uri, val, test in rows
     ]
     title = "Promoted" if decision.promoted else "Not promoted"
+    legend = f"F1: `{decision.metric}`; val: the same validation split for both, measured now."
     return "\n".join(
-        [f"## {title}", "", decision.reason, "", *table, "", f"pointer: `{decision.pointer}`", ""]
+        [
+            f"## {title}",
+            "",
+            decision.reason,
+            "",
+            *table,
+            "",
+            legend,
+            "",
+            f"pointer: {path_link(decision.pointer)}",
+            "",
+        ]
     )
 
 
@@ -241,7 +263,7 @@ def render_evaluation(report: EvaluationReport) -> str:
     lines = [
         f"# {report.model_name} (epoch {report.epoch}) on the {report.split} split",
         "",
-        f"checkpoint `{report.checkpoint}` (sha256 {report.sha256[:12]}), {report.samples} hands",
+        f"checkpoint {path_link(report.checkpoint)} (sha256 {report.sha256[:12]}), {report.samples} hands",
         *[f"- {note}" for note in report.notes],
         "",
         "| head | " + " | ".join(names) + " |",
@@ -259,7 +281,7 @@ def render_evaluation(report: EvaluationReport) -> str:
         *[_class_row(row) for row in report.per_class["gesture"]],
         "",
         *fairness_markdown(report.fairness),
-        *[f"- {what}: `{where}`" for what, where in report.files.items()],
+        *[f"- {what}: {path_link(where)}" for what, where in report.files.items()],
         "",
     ]
     return "\n".join(lines)

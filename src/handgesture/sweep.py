@@ -154,6 +154,7 @@ def leaderboard(trials: list[Trial], runs: list[TrialRun]) -> list[dict[str, Any
                 "rung": None if run is None else run.rung + 1,
                 "state": "not run" if run is None else run.state,
                 "checkpoint": None if run is None else (run.best_checkpoint or run.last_checkpoint),
+                "run_uri": None if run is None else run.run_uri,
                 "flow_run": None if run is None else run.flow_run_id,
             }
         )

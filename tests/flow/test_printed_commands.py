@@ -6,8 +6,10 @@ import json
 import pytest
 import torch
 
+from handgesture.report_layout import unwrapped
 from tests.commands import printed, run_cli_command, run_flow_command, serve_tensorboard, train
 from tests.flow.test_flow import _artifacts
+from tests.report_width import markdown_problems
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +34,10 @@ def test_the_summary_and_report_commands_continue_the_run_and_open_tensorboard(
     flow_run_id = torch.load(first.last_checkpoint, weights_only=True)["lineage"]["flow_run_id"]
     report = next(a.data for a in asyncio.run(_artifacts(flow_run_id)) if a.key == "demo-report")
     evaluate, export = printed(output, "evaluate it:"), printed(output, "export it:")
-    # The report prints the same commands, long ones wrapped one option per line (report.wrapped).
-    unwrapped = report.replace(" \\\n    ", " ")
+    # The report prints the same commands, long ones wrapped one option per line (report_layout.wrapped).
     for command in (resume, tensorboard, evaluate, export):
-        assert command in unwrapped
+        assert command in unwrapped(report)
+    assert markdown_problems(report) == [], report  # and it fits the UI at 1280 px
 
     evaluated = json.loads(run_cli_command(evaluate, tmp_path))
     assert evaluated["checkpoint"] == first.best_checkpoint and evaluated["split"] == "val"

@@ -204,7 +204,7 @@ def test_a_sweep_whose_trials_all_fail_publishes_its_leaderboard_and_says_so(swe
             space, overrides=["dataset.image_size=[96,96]"], storage=str(tmp_path), rungs=[1, 2], promote=True
         )
     board = published["handgesture-sweep-leaderboard"]
-    assert [(row["trial"], row["state"], row["best_f1"]) for row in board] == [
+    assert [(row["trial"], row["state"], row["f1"]) for row in board] == [
         (0, "Failed", None),
         (1, "Failed", None),
         (2, "Failed", None),
