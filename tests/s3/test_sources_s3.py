@@ -1,6 +1,7 @@
 """Data read where it lives, on S3 (a real moto server): a prefix, a zip, per-gesture zips and zip:// chains
 read as the plain folder is; keys from ETags and central directories, fetched in kilobytes; a missing
-object or prefix and refused credentials are one error naming the URI, exit 2."""
+object or prefix and refused credentials are one error naming the URI, exit 2; a listing that fails after
+its first page is one error, never part of a prefix."""
 
 import pytest
 import torch
@@ -9,7 +10,13 @@ from handgesture.data import sources
 from handgesture.data.annotations import image_name, read_annotations
 from handgesture.data.cache import cache_key, cache_settings
 from handgesture.data.frames import read_frame
-from handgesture.errors import DataError, InputError, StorageCredentialsError
+from handgesture.errors import (
+    BucketNotFoundError,
+    DataError,
+    InputError,
+    StorageCredentialsError,
+    StorageUnreachableError,
+)
 from handgesture.storage import S3Settings
 from tests.archive_data import per_gesture_zips, tutorial_zips, upload
 
@@ -118,3 +125,81 @@ def test_credentials_the_bucket_refuses_are_bad_input_naming_the_uri(bucket, s3_
     assert isinstance(info.value, InputError) and bucket in str(info.value)
     err = capsys.readouterr().err
     assert bucket in err and "not-the-secret" not in err and "not-the-secret" not in str(info.value)
+
+
+@pytest.fixture
+def paged(s3_env, monkeypatch):
+    """Every S3 client made from here on lists in pages of 2 keys (the server's own paging, in smaller
+    pages), and `paged["fault"]()` runs once the first page of a listing of `plain/images/` has arrived,
+    before the next page is asked for."""
+    import botocore.handlers
+
+    state = {"fault": None, "fired": False}
+
+    def small_pages(params, **_):
+        params["MaxKeys"] = 2
+
+    def after_a_page(parsed, **_):
+        first = parsed.get("IsTruncated") and "ContinuationToken" not in parsed
+        if first and parsed.get("Prefix", "").endswith("plain/images/") and not state["fired"]:
+            state["fired"] = True
+            state["fault"]()
+
+    hooks = [
+        ("before-parameter-build.s3.ListObjectsV2", small_pages),
+        ("after-call.s3.ListObjectsV2", after_a_page),
+    ]
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, *hooks])
+    return state
+
+
+def _delete_bucket(client, bucket: str) -> None:
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=bucket)
+
+
+FAULTS = {
+    "bucket deleted": (BucketNotFoundError, 2, "S3 bucket '{bucket}' does not exist"),  # bad input
+    "server gone": (StorageUnreachableError, 1, "could not reach S3 endpoint {endpoint}"),  # may pass
+}
+
+
+def _fault(name: str, bucket: str, s3_env):
+    admin = s3_env.client()  # made before the fault, without the test's hooks
+    return (lambda: _delete_bucket(admin, bucket)) if name == "bucket deleted" else s3_env.stop
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_listing_that_fails_after_its_first_page_is_one_error_not_part_of_the_prefix(
+    bucket, s3_env, paged, fault
+):
+    error, _, says = FAULTS[fault]
+    paged["fault"] = _fault(fault, bucket, s3_env)
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url, max_retries=0))
+    with pytest.raises(error) as info:
+        sources.dataset_files(f"s3://{bucket}/plain/images", TARGETS)
+    assert paged["fired"] and says.format(bucket=bucket, endpoint=s3_env.endpoint_url) in str(info.value)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_prepare_command_on_a_listing_that_fails_midway_exits_in_one_line_and_writes_nothing(
+    bucket, s3_env, paged, tmp_path, capsys, fault
+):
+    from handgesture_cli.main import main as handgesture
+
+    _, status, says = FAULTS[fault]
+    paged["fault"] = _fault(fault, bucket, s3_env)
+    argv = [
+        f"dataset.annotations=s3://{bucket}/plain/annotations",
+        f"dataset.dataset=s3://{bucket}/plain/images",
+    ]
+    argv += [f"dataset.targets=[{','.join(TARGETS)}]", f"dataset.cache_dir={tmp_path / 'cache'}"]
+    argv += [f"storage.endpoint_url={s3_env.endpoint_url}", "storage.max_retries=0"]
+    assert handgesture(["prepare", *argv]) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert paged["fired"] and not (tmp_path / "cache").exists()
+    assert len(err) == 1 and err[0].startswith("error: ") and s3_env.secret_key not in err[0]
+    assert says.format(bucket=bucket, endpoint=s3_env.endpoint_url) in err[0]
