@@ -11,7 +11,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_LOGGING_EXTRA_LOGGERS ?= handgesture
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW ?= ignore
 
-.PHONY: install demo demo-s3 test lint mutants gpu-wheels tensorboard clean
+.PHONY: install demo demo-s3 test lint mutants gpu-wheels tensorboard notebook clean
 
 install: $(STAMP)
 
@@ -47,6 +47,17 @@ gpu-wheels: $(STAMP)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs
+
+# examples/notebook.ipynb in Jupyter Notebook (its own pinned lock, installed into .venv on first use).
+# NOTEBOOK_ARGS go to `jupyter notebook`, e.g. NOTEBOOK_ARGS="--no-browser --port 8890".
+NOTEBOOK_STAMP := $(VENV)/.notebook-installed
+$(NOTEBOOK_STAMP): requirements-notebook.lock $(STAMP)
+	$(BIN)/pip install --quiet -r requirements-notebook.lock
+	touch $@
+
+# Jupyter refuses to run as root unless told: containers (and CI) run as root.
+notebook: $(NOTEBOOK_STAMP)
+	$(BIN)/jupyter notebook $(if $(filter 0,$(shell id -u)),--allow-root) $(NOTEBOOK_ARGS) examples/notebook.ipynb
 
 clean:
 	rm -rf runs data .pytest_cache
