@@ -91,6 +91,10 @@ class PrefectServer:
 
     def run_command(self, command: list[str]) -> str:
         """A printed `prefect deployment run ...` or `make run ...` command; returns the new flow run's id."""
+        return self.create_run(command)[0]
+
+    def create_run(self, command: list[str]) -> tuple[str, str]:
+        """`run_command`, returning the new flow run's id and the name the command printed for it."""
         if command[0] == "prefect":
             out = self.cli(*command[1:]).stdout
         else:
@@ -99,9 +103,17 @@ class PrefectServer:
             )
             assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout}{done.stderr}"
             out = done.stdout
-        match = re.search(r"UUID: ([0-9a-f-]{36})", out)
-        assert match, out
-        return match.group(1)
+        return _created(out)
+
+    def create_run_in_shell(self, text: str) -> tuple[str, str]:
+        """A command block as a report prints it (backslash-newlines, quotes), run by bash with this
+        checkout's `prefect` first on PATH; the new flow run's id and printed name."""
+        env = {**self.env, "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"}
+        done = subprocess.run(
+            ["bash", "-c", text], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"{text}\nexited {done.returncode}:\n{done.stdout}{done.stderr}"
+        return _created(done.stdout)
 
     def run_deployment(self, name: str, params: dict) -> str:
         """`prefect deployment run NAME --param k=v ...`; returns the new flow run's id."""
@@ -115,6 +127,23 @@ class PrefectServer:
         match = re.search(r"UUID: ([0-9a-f-]{36})", out)
         assert match, out
         return match.group(1)
+
+    def artifacts(self, flow_run_id: str) -> list:
+        """The flow run's artifacts as stored on this server, read back through the Prefect client."""
+        import asyncio
+
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        async def read() -> list:
+            async with get_client() as client:
+                return await client.read_artifacts(
+                    artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+                )
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}):
+            return asyncio.run(read())
 
     def api(self, method: str, path: str, **kwargs) -> httpx.Response:
         return httpx.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
@@ -147,6 +176,13 @@ class PrefectServer:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def _created(out: str) -> tuple[str, str]:
+    """What `prefect deployment run` printed: the new flow run's id and its name."""
+    match = re.search(r"Created flow run '([^']+)'.*?UUID: ([0-9a-f-]{36})", out, re.S)
+    assert match, out
+    return match.group(2), match.group(1)
 
 
 def new_home() -> Path:
