@@ -370,6 +370,30 @@ MUTANTS = [
         (edit('            if _file_entry(part / name) != info["files"][name]:', "            if False:"),),
     ),
     Mutant(
+        "a remote cluster's shards planned for one worker",
+        "Sharded prepare on Dask",
+        "flows/prepare.py",
+        (edit("address=address), scheduler_slots(address)", "address=address), 1"),),
+    ),
+    Mutant(
+        "an unlisted Dask scheduler used",
+        "Dask schedulers are the machine's",
+        "src/handgesture/config_checks.py",
+        (edit("    if address not in dask_schedulers():", "    if False:"),),
+    ),
+    Mutant(
+        "an S3 listing's later pages dropped",
+        "Data in archives and S3",
+        "src/handgesture/storage/s3.py",
+        (
+            edit(
+                "            for page in pages:\n                found += [",
+                '            for page in __import__("itertools").islice(pages, 1):\n'
+                "                found += [",
+            ),
+        ),
+    ),
+    Mutant(
         "synthetic data written beside real images",
         "Data paths are read",
         "src/handgesture/data/prepare.py",
