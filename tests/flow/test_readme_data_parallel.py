@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.flow.test_flow import _artifacts as artifacts_of
-from tests.flow.test_readme_hagrid import readme_commands
+from tests.readme import commands
 from tests.s3_fixtures import free_port
 from tests.tiny import tiny_dotlist
 
@@ -28,7 +28,7 @@ def test_the_data_parallel_commands_run_as_printed(prefect_harness, tiny_dataset
 
     monkeypatch.chdir(ROOT)
     test_only = [*tiny_dotlist(tiny_dataset), "train_params.epochs=1", f"storage.uri={tmp_path / 'runs'}"]
-    two, auto, node = [command for command in readme_commands("More than one GPU") if command]
+    two, auto, node = [command for command in commands("More than one GPU") if command]
     assert two[:2] == auto[:2] == node[:2] == ["python", "flows/train.py"]
 
     ranks = train(two[2:] + test_only)

@@ -1,23 +1,14 @@
-"""The README's "Coming from HaGRID or the tutorial" commands, run as printed on a HaGRID checkpoint and
-HaGRID's own config file. Only the data folders are swapped for the tiny test dataset, and test-only settings
-(no loader worker processes, batches that fit the tiny split, storage in tmp) are appended."""
-
-import re
-import shlex
-from pathlib import Path
+"""The README's "Your own HaGRID" v1 commands, run as printed: a first run on HaGRID v1's folders, then a
+HaGRID checkpoint and HaGRID's own config file. Only the data folders are swapped for the tiny test dataset,
+and test-only settings (no loader worker processes, batches that fit the tiny split, storage in tmp) are
+appended (tests/readme.py)."""
 
 import pytest
 
 from tests.hagrid import HAGRID_CONFIG, hagrid_config, write_hagrid_checkpoint
+from tests.readme import commands, substitute, tiny
 
 pytestmark = pytest.mark.slow
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def readme_commands(section: str) -> list[list[str]]:
-    text = README.read_text().split(f"## {section}", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", text, re.S)[1].replace("\\\n", " ")
-    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
 
 
 def test_the_hagrid_section_runs_as_printed(prefect_harness, tiny_dataset, tmp_path, monkeypatch, capsys):
@@ -34,6 +25,8 @@ def test_the_hagrid_section_runs_as_printed(prefect_harness, tiny_dataset, tmp_p
     data = {
         "/data/hagrid/ann_train_val": tiny_dataset["annotations"],
         "/data/hagrid/images": tiny_dataset["dataset"],
+        "/data/hagrid/ann_test": tiny_dataset["annotations"],  # the tiny set's own people, as a test split
+        "/mnt/checkpoints": str(tmp_path / "checkpoints"),
     }
     test_only = [
         "train_params.num_workers=0",
@@ -41,13 +34,11 @@ def test_the_hagrid_section_runs_as_printed(prefect_harness, tiny_dataset, tmp_p
         f"storage.uri={tmp_path / 'runs'}",
     ]
 
-    def swapped(arg: str) -> str:
-        key, equals, value = arg.partition("=")
-        return f"{key}={data[value]}" if equals and value in data else arg
-
-    inspect, resume, finetune = [
-        [swapped(a) for a in c] for c in readme_commands("Coming from HaGRID or the tutorial")
-    ]
+    first, inspect, resume, finetune = [substitute(c, data) for c in commands("Your own HaGRID")]
+    assert first[:2] == ["python", "flows/train.py"]
+    own = train(first[2:] + tiny(first))
+    assert own.run_uri.startswith(str(tmp_path / "checkpoints" / "handgesture"))
+    assert "test/gesture/f1_score" in own.metrics
     assert inspect[:2] == ["handgesture", "inspect"] and handgesture(inspect[1:]) == 0
     assert '"model_name": "MobileNetV3_small"' in capsys.readouterr().out
     assert resume[:2] == ["python", "flows/train.py"]

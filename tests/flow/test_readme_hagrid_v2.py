@@ -13,9 +13,9 @@ from handgesture_cli.main import main as handgesture
 from handgesture.data.synthetic import generate_synthetic
 from handgesture.labels import HAGRID_V2_TARGETS
 from tests.commands import train
-from tests.flow.test_readme_hagrid import readme_commands
 from tests.hagrid import FIXTURES
 from tests.hagrid_v2 import write_v2_snapshot
+from tests.readme import commands, substitute
 
 pytestmark = pytest.mark.slow
 RELEASE = "/data/hagridv2"
@@ -34,13 +34,7 @@ def test_the_hagrid_v2_section_runs_as_printed(prefect_harness, tmp_path, monkey
         ("train", "annotations"), ("val", "val_annotations"), ("test", "test_annotations"))}  # fmt: skip
     release[f"{RELEASE}/hagrid_dataset"] = data["dataset"]
 
-    def swapped(arg: str) -> str:
-        key, equals, value = arg.partition("=")
-        return f"{key}={release[value]}" if equals and value in release else arg
-
-    fresh, inspect, resume, evaluate = [
-        [swapped(a) for a in c] for c in readme_commands("Coming from HaGRID v2")
-    ]
+    fresh, inspect, resume, evaluate = [substitute(c, release) for c in commands("Your own HaGRID", block=1)]
     first = train(fresh[2:] + TEST_ONLY + SMALL)
     assert first.epochs == 2 and first.stopped_early is None
     state = torch.load(first.best_checkpoint, weights_only=True)["state_dict"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from handgesture_cli.main import main as handgesture
 
-from tests.flow.test_readme_hagrid import README, readme_commands
+from tests.readme import README, commands
 
 pytestmark = pytest.mark.slow
 SECTION = "Use the model: evaluate, predict, export"
@@ -32,9 +32,9 @@ def test_the_use_section_runs_as_printed(trained_run, tmp_path, monkeypatch, cap
         arg = arg.replace("runs/demo/<run>", summary.run_uri)
         return arg.replace("data/synthetic/", f"{data}/")
 
-    commands = [[swapped(word) for word in command] for command in readme_commands(SECTION)]
+    typed = [[swapped(word) for word in command] for command in commands(SECTION)]
     outputs, notes = [], []
-    for command in commands:
+    for command in typed:
         assert command[0] == "handgesture", command
         assert handgesture(command[1:]) == 0, command
         captured = capsys.readouterr()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.archive_data import per_gesture_zips, tutorial_zips, upload, zip_folder
-from tests.flow.test_readme_hagrid import readme_commands
+from tests.readme import commands, substitute
 
 pytestmark = pytest.mark.slow
 TARGETS = "dataset.targets=[call,fist,like]"
@@ -52,14 +52,20 @@ def test_the_data_in_archives_section_runs_as_printed(
         "train_params.train_batch_size=8",
         "train_params.num_workers=0",
     ]
-    commands = [
-        [w.replace("my-bucket", s3_bucket) for w in c] for c in readme_commands("Data in archives or S3")
+    tutorial, hagrid, sharded = [
+        substitute(c, {"my-bucket": s3_bucket}) for c in commands("Straight from the archives or S3")
     ]
-    tutorial, hagrid = commands
     assert tutorial[:2] == ["python", "flows/train.py"] and len(tutorial) == 4  # its two URIs, nothing else
     summary = train(tutorial[2:] + test_only)
     assert summary.epochs == 1 and summary.best_checkpoint
     assert hagrid[:2] == ["handgesture", "prepare"] and handgesture(hagrid[1:] + test_only) == 0
+    # The same on 2 local Dask workers, into a cache folder of its own: the same cache, built in shards.
+    assert sharded == [*hagrid, "prepare.dask=local:2"]
+    in_shards = [*test_only, f"dataset.cache_dir={work / 'cache-sharded'}"]
+    assert handgesture(sharded[1:] + in_shards) == 0
+    assert sorted(p.name for p in (work / "cache").iterdir()) == sorted(
+        p.name for p in (work / "cache-sharded").iterdir()
+    )
 
     chain = f"zip://ann_subsample/like.json::s3://{s3_bucket}/root/data/subsample-annotations.zip"
     boxes = ["--boxes", chain, "--endpoint-url", s3_env.endpoint_url]
