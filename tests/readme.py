@@ -67,8 +67,9 @@ RUN_BY = {
     "Straight from the archives or S3": "tests/s3/test_readme_sources.py::"
     "test_the_data_in_archives_section_runs_as_printed",
     "Checkpoints in S3": "tests/s3/test_readme_s3.py::test_the_s3_section_runs_as_printed",
-    "Deployments and scheduled retraining": "tests/test_readme_blocks.py::"
-    "test_the_deployment_block_is_the_one_the_e2e_test_runs",
+    "Deployments and scheduled retraining": "tests/e2e/test_make_targets.py::"
+    "test_the_readme_make_targets_run_a_deployment_end_to_end "
+    "tests/test_readme_blocks.py::test_the_deployment_block_is_the_one_the_e2e_test_runs",
     "Use the model: evaluate, predict, export": "tests/flow/test_readme_use.py::"
     "test_the_use_section_runs_as_printed",
     "More than one GPU": "tests/flow/test_readme_data_parallel.py::"

@@ -51,10 +51,10 @@ class PrefectServer:
         self._procs.append((proc, log))
         return proc
 
-    def start(self, timeout: float = 120.0) -> None:
-        proc = self.spawn(
-            "server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)
-        )
+    def start(self, timeout: float = 120.0, command: tuple[str, ...] = ()) -> None:
+        """Start the server (by `command`, else `prefect server start`) and wait until its API answers."""
+        default = (str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port))
+        proc = self.spawn("server", *(command or default))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
