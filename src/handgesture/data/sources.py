@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from handgesture.data.archives import ZipIndex, member_bytes
+from handgesture.data.archives import Member, ZipIndex, extent, member_bytes, members_bytes
 from handgesture.data.locations import Locations, is_s3
 from handgesture.errors import DataError
 from handgesture.storage.base import S3Settings
@@ -122,7 +122,7 @@ def read_bytes(locator: str) -> bytes:
     """The bytes of a file, an S3 object or an archive member (checked against its CRC-32); from a read
     already in flight when a `prefetched` block expects it."""
     ahead = _prefetch.take(locator) if _prefetch is not None else None
-    return ahead.result() if ahead is not None else _read_now(locator)
+    return ahead() if ahead is not None else _read_now(locator)
 
 
 def _read_now(locator: str) -> bytes:
@@ -311,44 +311,116 @@ def key_parts(annotation_files):
         yield Path(f).name, str(identity(f)).encode()
 
 
-class _Prefetch:
-    """Reads of the next few members or objects, in flight while the current frame is decoded: on S3 each is
-    a round trip, and one process waiting for each in turn would spend its core waiting."""
+# Neighbouring members of an S3 archive are fetched by one ranged GET: a request costs botocore (and a
+# server on the same cores, like moto) several ms of CPU, more than the bytes it carries. A gap up to
+# MAX_GAP is read rather than split on; one read holds at most CHUNK_BYTES (a larger member is read alone),
+# so the reads in flight hold at most depth x CHUNK_BYTES.
+MAX_GAP = 64 * 2**10
+CHUNK_BYTES = 4 * 2**20
 
-    def __init__(self, locators, depth: int):
+
+def planned_reads(locators, chunk: int = CHUNK_BYTES) -> list[list[str]]:
+    """The locators that are not local files, each once and in order, in runs that one read serves."""
+    runs: list[list[str]] = []
+    last = None  # (archive, run start, previous member's offset, run end) of the run being grown
+    for locator in dict.fromkeys(locators):
+        if is_plain_locator(locator):
+            continue
+        place = _s3_member(locator)
+        if place is not None and _joins(last, *place, chunk):
+            runs[-1].append(locator)
+            last = (last[0], last[1], place[1].offset, max(last[3], extent(place[1])))
+            continue
+        runs.append([locator])
+        last = (place[0], place[1].offset, place[1].offset, extent(place[1])) if place else None
+    return runs
+
+
+def _s3_member(locator: str) -> tuple[str, Member] | None:
+    """(archive, member) of a member of an S3 archive already indexed; None for anything read alone (a
+    local archive's ``pread`` costs no request; an unknown member's error comes from its own read)."""
+    archive, name = split_member(locator)
+    if name is None or not is_s3(archive):
+        return None
+    with _state.lock:
+        index = _state.indexes.get(archive)
+    found = index.members.get(name) if index else None
+    return (archive, found) if found else None
+
+
+def _joins(last, archive: str, member: Member, chunk: int) -> bool:
+    """Whether ``member`` extends the run ``last`` within one read: the same archive, further on (offsets
+    ascend within a read), close after it, and the read still under ``chunk`` bytes."""
+    if last is None or last[0] != archive or member.offset <= last[2]:
+        return False
+    return member.offset <= last[3] + MAX_GAP and extent(member) - last[1] <= chunk
+
+
+def _read_run(run: list[str]) -> dict[str, bytes | Exception]:
+    """Each locator's bytes, or the ArchiveError its own read would raise (one corrupt member spoils only
+    its entry); any other failure (the request itself) fails the whole run, each locator raising it."""
+    if len(run) == 1:
+        return {run[0]: _read_now(run[0])}
+    archive = split_member(run[0])[0]
+    members = [_index(archive).members[split_member(loc)[1]] for loc in run]
+    read = lambda start, n: _state.places.read_range(_local(archive), start, n)  # noqa: E731
+    return dict(zip(run, members_bytes(read, members, _shown(archive)), strict=True))
+
+
+def _outcome(found: bytes | Exception) -> bytes:
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+class _Prefetch:
+    """Reads of the next few runs of members or objects, in flight while the current frame is decoded: on S3
+    each is a round trip, and one process waiting for each in turn would spend its core waiting."""
+
+    def __init__(self, locators, depth: int, chunk: int):
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool, self.depth = ThreadPoolExecutor(depth, thread_name_prefix="prefetch"), depth
-        self.upcoming = iter([loc for loc in locators if not is_plain_locator(loc)])
-        self.pending: dict = {}
+        self.upcoming = iter(planned_reads(locators, chunk))
+        self.pending: dict = {}  # locator -> the read of its run
+        self.untaken: dict = {}  # a read in flight -> how many of its locators are not taken yet
         self.fill()
 
     def fill(self) -> None:
-        while len(self.pending) < self.depth:
-            locator = next(self.upcoming, None)
-            if locator is None:
+        while len(self.untaken) < self.depth:
+            run = next(self.upcoming, None)
+            if run is None:
                 return
-            self.pending[locator] = self.pool.submit(_read_now, locator)
+            read = self.pool.submit(_read_run, run)
+            self.untaken[read] = len(run)
+            self.pending.update(dict.fromkeys(run, read))
 
     def take(self, locator: str):
-        found = self.pending.pop(locator, None)
+        """A callable giving ``locator``'s bytes (or raising its error); None when no read expects it."""
+        read = self.pending.pop(locator, None)
+        if read is None:
+            return None
+        self.untaken[read] -= 1
+        if not self.untaken[read]:  # every member of the run handed out: its slot goes to the next run
+            del self.untaken[read]
         self.fill()
-        return found
+        return lambda: _outcome(read.result().pop(locator))  # popped: a taken frame is not held twice
 
 
 _prefetch: _Prefetch | None = None
 
 
 class prefetched:  # noqa: N801 - used as a context manager, like open()
-    """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead
-    (bounded memory: ``depth`` frames); anything else reads as usual. One reader thread at a time."""
+    """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead,
+    each of at most ``chunk`` bytes (neighbouring members of an S3 archive share a read); anything else
+    reads as usual. One reader thread at a time."""
 
-    def __init__(self, locators, depth: int = 8):
-        self.locators, self.depth = list(locators), depth
+    def __init__(self, locators, depth: int = 8, chunk: int = CHUNK_BYTES):
+        self.locators, self.depth, self.chunk = list(locators), depth, chunk
 
     def __enter__(self):
         global _prefetch
-        _prefetch = _Prefetch(self.locators, self.depth)
+        _prefetch = _Prefetch(self.locators, self.depth, self.chunk)
         return self
 
     def __exit__(self, *exc) -> None:

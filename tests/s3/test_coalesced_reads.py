@@ -1,0 +1,98 @@
+"""Neighbouring members of a zip on S3 (a real moto server) read by one ranged GET in a `prefetched` block:
+the same bytes as one GET per member, in fewer GETs (counted on the client's own requests), each GET at
+most the chunk size, and a corrupt member among them still its own one error, its neighbours unharmed."""
+
+import random
+import zipfile
+
+import pytest
+
+from handgesture.data import sources
+from handgesture.data.archives import ArchiveError
+from handgesture.storage import S3Settings
+from tests.archive_data import upload
+
+SIZES = [90_000, 120_000, 60_000, 500_000, 80_000, 100_000, 70_000, 110_000]  # one over the small chunk
+
+
+def _zip(path, flip: str | None = None):
+    """Members of random (stored) and repetitive (deflated) bytes; ``flip``: that member's data changed
+    by one byte after writing, so only its CRC tells."""
+    rng = random.Random(0)
+    contents = {}
+    with zipfile.ZipFile(path, "w") as out:
+        for i, size in enumerate(SIZES):
+            name, method = f"call/{i:02d}.jpg", zipfile.ZIP_DEFLATED if i % 3 == 2 else zipfile.ZIP_STORED
+            data = rng.randbytes(size) if method == zipfile.ZIP_STORED else bytes(range(200)) * 300
+            out.writestr(zipfile.ZipInfo(name), data, compress_type=method)
+            contents[name] = data
+    if flip:
+        raw = bytearray(path.read_bytes())
+        raw[raw.find(contents[flip]) + 1000] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    return contents
+
+
+@pytest.fixture
+def archive(s3_bucket, s3_env, tmp_path):
+    """(locators in archive order, their expected bytes, counted GETs) for a fresh zip on S3."""
+
+    def make(flip=None):
+        contents = _zip(tmp_path / "frames.zip", flip)
+        uri = upload(s3_env.client(), s3_bucket, "data/frames.zip", tmp_path / "frames.zip")
+        sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
+        listing = sources.dataset_files(uri, ["call"])  # reads the central directory, before counting
+        gets: list[int] = []
+        client = sources._state.places.store(s3_bucket).client
+        client.meta.events.register(
+            "after-call.s3.GetObject", lambda parsed, **_: gets.append(int(parsed["ContentLength"]))
+        )
+        return [listing[name].locator for name in contents], contents, gets
+
+    yield make
+    sources.activate()
+
+
+def test_coalesced_reads_give_the_bytes_of_single_reads_in_fewer_gets(archive):
+    locators, contents, gets = archive()
+    singles = [sources.read_bytes(loc) for loc in locators]  # no block: one GET per member, as before
+    assert singles == list(contents.values()) and len(gets) == len(locators)
+
+    gets.clear()
+    with sources.prefetched(locators):
+        together = [sources.read_bytes(loc) for loc in locators]
+    assert together == singles
+    assert len(gets) == 1  # 1.2 MB of neighbours: one GET under the default chunk
+
+
+def test_each_read_stays_under_the_chunk_and_the_reads_in_flight_under_the_depth(archive):
+    locators, contents, gets = archive()
+    chunk, depth = 300_000, 2
+    with sources.prefetched(locators, depth=depth, chunk=chunk):
+        together = []
+        for loc in locators:
+            assert len(sources._prefetch.untaken) <= depth
+            together.append(sources.read_bytes(loc))
+    assert together == list(contents.values())
+    *shared, alone = sorted(gets)  # the 500 kB member, over the chunk, is read alone: with its header
+    assert all(n <= chunk for n in shared) and max(SIZES) < alone <= max(SIZES) + 2048
+    assert len(sources.planned_reads(locators, chunk)) == len(gets) < len(locators)
+
+
+def test_a_corrupt_member_in_a_coalesced_read_is_its_own_error_and_spares_its_neighbours(archive):
+    victim = "call/01.jpg"
+    locators, contents, gets = archive(flip=victim)
+    bad = locators[list(contents).index(victim)]
+    with pytest.raises(ArchiveError) as alone:
+        sources.read_bytes(bad)
+    gets.clear()
+    with sources.prefetched(locators):
+        for loc, expected in zip(locators, contents.values(), strict=True):
+            if loc == bad:
+                with pytest.raises(ArchiveError) as together:
+                    sources.read_bytes(loc)
+            else:
+                assert sources.read_bytes(loc) == expected
+    assert str(together.value) == str(alone.value)
+    assert all(part in str(together.value) for part in ("frames.zip", victim, "CRC-32"))
+    assert len(gets) == 1
