@@ -96,3 +96,25 @@ def test_a_corrupt_member_in_a_coalesced_read_is_its_own_error_and_spares_its_ne
     assert str(together.value) == str(alone.value)
     assert all(part in str(together.value) for part in ("frames.zip", victim, "CRC-32"))
     assert len(gets) == 1
+
+
+@pytest.mark.parametrize("comment", [b"", b"a comment longer than the probe " * 40])
+def test_a_central_directory_on_s3_costs_two_gets_and_reads_as_the_local_one(
+    s3_bucket, s3_env, tmp_path, comment
+):
+    _zip(tmp_path / "frames.zip")
+    with zipfile.ZipFile(tmp_path / "frames.zip", "a") as out:
+        out.comment = comment  # behind a long comment the end record is found range by range, as before
+    uri = upload(s3_env.client(), s3_bucket, "data/frames.zip", tmp_path / "frames.zip")
+    sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
+    try:
+        gets: list[int] = []
+        client = sources._state.places.store(s3_bucket).client
+        client.meta.events.register("after-call.s3.GetObject", lambda **_: gets.append(1))
+        members = sources._index(uri).members
+    finally:
+        sources.activate()
+    with zipfile.ZipFile(tmp_path / "frames.zip") as local:
+        expected = {i.filename: (i.header_offset, i.CRC, i.file_size) for i in local.infolist()}
+    assert {name: (m.offset, m.crc, m.size) for name, m in members.items()} == expected
+    assert len(gets) == 2 if not comment else len(gets) > 2

@@ -26,7 +26,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from handgesture.data.archives import Member, ZipIndex, extent, member_bytes, members_bytes
+from handgesture.data.archives import (
+    Member,
+    ZipIndex,
+    central_directory_file,
+    extent,
+    member_bytes,
+    members_bytes,
+)
 from handgesture.data.locations import Locations, is_s3
 from handgesture.errors import DataError
 from handgesture.storage.base import S3Settings
@@ -216,11 +223,19 @@ def _index(archive: str) -> ZipIndex:
     if found is not None:
         return found
     size = _size(archive)
-    with _state.places.open_seekable(archive, size) as fh:
+    with _directory_file(archive, size) as fh:
         index = ZipIndex.read(fh, _shown(archive))
     with _state.lock:
         _state.indexes[archive] = index
     return index
+
+
+def _directory_file(archive: str, size: int):
+    """What the central directory is parsed from: on S3, its two ranges read up front (each request costs
+    more than its bytes); a local file as it is."""
+    if is_s3(archive):
+        return central_directory_file(lambda start, n: _state.places.read_range(archive, start, n), size)
+    return _state.places.open_seekable(archive, size)
 
 
 def _size(url: str) -> int:
@@ -316,7 +331,7 @@ def key_parts(annotation_files):
 # MAX_GAP is read rather than split on; one read holds at most CHUNK_BYTES (a larger member is read alone),
 # so the reads in flight hold at most depth x CHUNK_BYTES.
 MAX_GAP = 64 * 2**10
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 8 * 2**20
 
 
 def planned_reads(locators, chunk: int = CHUNK_BYTES) -> list[list[str]]:
