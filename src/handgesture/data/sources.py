@@ -329,7 +329,8 @@ def key_parts(annotation_files):
 # Neighbouring members of an S3 archive are fetched by one ranged GET: a request costs botocore (and a
 # server on the same cores, like moto) several ms of CPU, more than the bytes it carries. A gap up to
 # MAX_GAP is read rather than split on; one read holds at most CHUNK_BYTES (a larger member is read alone),
-# so the reads in flight hold at most depth x CHUNK_BYTES.
+# and another shared read starts only while those not yet handed out hold under twice that: memory stays
+# bounded (3 x chunk at most), and the first read is not queued behind the server's work on the next seven.
 MAX_GAP = 64 * 2**10
 CHUNK_BYTES = 8 * 2**20
 
@@ -342,7 +343,8 @@ def planned_reads(locators, chunk: int = CHUNK_BYTES) -> list[list[str]]:
         if is_plain_locator(locator):
             continue
         place = _s3_member(locator)
-        if place is not None and _joins(last, *place, chunk):
+        limit = chunk if len(runs) > 1 else chunk // 8  # a small first read: the decoder starts sooner
+        if place is not None and _joins(last, *place, limit):
             runs[-1].append(locator)
             last = (last[0], last[1], place[1].offset, max(last[3], extent(place[1])))
             continue
@@ -388,6 +390,14 @@ def _outcome(found: bytes | Exception) -> bytes:
     return found
 
 
+def _run_bytes(run: list[str]) -> int:
+    """What a shared read holds: the span of its members; 0 for a read of one (``depth`` bounds those)."""
+    if len(run) == 1:
+        return 0
+    members = [_s3_member(locator)[1] for locator in run]
+    return max(extent(m) for m in members) - members[0].offset
+
+
 class _Prefetch:
     """Reads of the next few runs of members or objects, in flight while the current frame is decoded: on S3
     each is a round trip, and one process waiting for each in turn would spend its core waiting."""
@@ -396,27 +406,31 @@ class _Prefetch:
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool, self.depth = ThreadPoolExecutor(depth, thread_name_prefix="prefetch"), depth
+        self.ahead = 2 * chunk
         self.upcoming = iter(planned_reads(locators, chunk))
         self.pending: dict = {}  # locator -> the read of its run
-        self.untaken: dict = {}  # a read in flight -> how many of its locators are not taken yet
+        self.untaken: dict = {}  # a read in flight -> [its locators not taken yet, the bytes it holds]
         self.fill()
 
     def fill(self) -> None:
-        while len(self.untaken) < self.depth:
+        while len(self.untaken) < self.depth and self.held() < self.ahead:
             run = next(self.upcoming, None)
             if run is None:
                 return
             read = self.pool.submit(_read_run, run)
-            self.untaken[read] = len(run)
+            self.untaken[read] = [len(run), _run_bytes(run)]
             self.pending.update(dict.fromkeys(run, read))
+
+    def held(self) -> int:
+        return sum(size for _, size in self.untaken.values())
 
     def take(self, locator: str):
         """A callable giving ``locator``'s bytes (or raising its error); None when no read expects it."""
         read = self.pending.pop(locator, None)
         if read is None:
             return None
-        self.untaken[read] -= 1
-        if not self.untaken[read]:  # every member of the run handed out: its slot goes to the next run
+        self.untaken[read][0] -= 1
+        if not self.untaken[read][0]:  # every member of the run handed out: its room goes to the next run
             del self.untaken[read]
         self.fill()
         return lambda: _outcome(read.result().pop(locator))  # popped: a taken frame is not held twice
@@ -426,9 +440,10 @@ _prefetch: _Prefetch | None = None
 
 
 class prefetched:  # noqa: N801 - used as a context manager, like open()
-    """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead,
-    each of at most ``chunk`` bytes (neighbouring members of an S3 archive share a read); anything else
-    reads as usual. One reader thread at a time."""
+    """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead;
+    neighbouring members of an S3 archive share a read of at most ``chunk`` bytes, and such reads not yet
+    handed out hold under ``2 x chunk`` (plus a last one started). Anything else reads as usual. One
+    reader thread at a time."""
 
     def __init__(self, locators, depth: int = 8, chunk: int = CHUNK_BYTES):
         self.locators, self.depth, self.chunk = list(locators), depth, chunk
