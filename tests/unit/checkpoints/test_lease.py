@@ -25,6 +25,23 @@ from handgesture.errors import InputError, StorageError
 from tests.unit.checkpoints.test_run_folder import fake_checkpoint
 
 
+@pytest.fixture(autouse=True)
+def heartbeats_stop_with_the_test(monkeypatch):
+    """Every lease a test takes stops its heartbeat at the test's end: a heartbeat left running would renew
+    into a folder pytest has already removed (an unhandled exception in its thread)."""
+    leases = []
+    original = RunLease.__init__
+
+    def recorded(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        leases.append(self)
+
+    monkeypatch.setattr(RunLease, "__init__", recorded)
+    yield
+    for lease in leases:
+        lease._stop.set()
+
+
 def test_a_second_writer_fails_at_once_naming_the_folder_and_the_owner(store):
     first = RunLease(store, "flow-run-aaa")
     first.acquire()
