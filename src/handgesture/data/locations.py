@@ -10,7 +10,6 @@ settings this process uses is set once by `sources.activate`; no credential ever
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from urllib.parse import urlsplit
@@ -57,12 +56,6 @@ class Locations:
         with open(url, "rb") as fh:
             return fh.read()
 
-    def open_seekable(self, url: str, size: int):
-        """A read-only file over ``url``: what `zipfile` parses a central directory from."""
-        if is_s3(url):
-            return io.BufferedReader(_RangedFile(lambda start, n: self.read_range(url, start, n), size))
-        return open(url, "rb")  # noqa: SIM115 - the caller closes it
-
     def objects(self, url: str) -> list[tuple[str, int, str]]:
         """(key, size, ETag) of each object under an ``s3://`` prefix, keys relative to it."""
         bucket, key = split_s3(url)
@@ -80,36 +73,6 @@ class Locations:
             if path not in self._fds:
                 self._fds[path] = os.open(path, os.O_RDONLY)
             return self._fds[path]
-
-
-class _RangedFile(io.RawIOBase):
-    """A seekable file whose reads are ranged reads: a central directory costs two or three requests."""
-
-    def __init__(self, read_range, size: int):
-        self._read_range, self._size, self._pos = read_range, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer) -> int:
-        length = min(len(buffer), self._size - self._pos)
-        if length <= 0:
-            return 0
-        data = self._read_range(self._pos, length)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 def is_s3(url: str) -> bool:
