@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, or it
 from tests.archive_data import tutorial_zips  # noqa: E402
 from tests.s3_fixtures import MotoServer  # noqa: E402
 
-from handgesture.data import sources  # noqa: E402
+from handgesture.data import reading, sources  # noqa: E402
 from handgesture.data.annotations import read_annotations  # noqa: E402
 from handgesture.data.cache import cache_settings  # noqa: E402
 from handgesture.data.cache_build import write_rows  # noqa: E402
@@ -52,7 +52,7 @@ def prepare_rate(annotations: str, dataset: str, s3: S3Settings | None, scratch:
 def _count_gets(uri: str) -> list[int]:
     """Grows by one per GET this process makes to ``uri``'s bucket from now on (the client's own count)."""
     gets: list[int] = []
-    client = sources._state.places.store(uri.split("/")[2]).client
+    client = reading._state.places.store(uri.split("/")[2]).client
     client.meta.events.register("after-call.s3.GetObject", lambda **_: gets.append(1))
     return gets
 

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from handgesture.data import sources
+from handgesture.data import prefetch, reading, sources
 from handgesture.data.archives import ArchiveError
 from handgesture.storage import S3Settings
 from tests.archive_data import upload
@@ -43,7 +43,7 @@ def archive(s3_bucket, s3_env, tmp_path):
         sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
         listing = sources.dataset_files(uri, ["call"])  # reads the central directory, before counting
         gets: list[int] = []
-        client = sources._state.places.store(s3_bucket).client
+        client = reading._state.places.store(s3_bucket).client
         client.meta.events.register(
             "after-call.s3.GetObject", lambda parsed, **_: gets.append(int(parsed["ContentLength"]))
         )
@@ -71,12 +71,12 @@ def test_each_read_stays_under_the_chunk_and_the_reads_in_flight_under_the_depth
     with sources.prefetched(locators, depth=depth, chunk=chunk):
         together = []
         for loc in locators:
-            assert len(sources._prefetch.untaken) <= depth
+            assert len(prefetch._active.untaken) <= depth
             together.append(sources.read_bytes(loc))
     assert together == list(contents.values())
     *shared, alone = sorted(gets)  # the 500 kB member, over the chunk, is read alone: with its header
     assert all(n <= chunk for n in shared) and max(SIZES) < alone <= max(SIZES) + 2048
-    assert len(sources.planned_reads(locators, chunk)) == len(gets) < len(locators)
+    assert len(prefetch.planned_reads(locators, chunk)) == len(gets) < len(locators)
 
 
 def test_a_corrupt_member_in_a_coalesced_read_is_its_own_error_and_spares_its_neighbours(archive):
@@ -95,7 +95,7 @@ def test_a_corrupt_member_in_a_coalesced_read_is_its_own_error_and_spares_its_ne
                 assert sources.read_bytes(loc) == expected
     assert str(together.value) == str(alone.value)
     assert all(part in str(together.value) for part in ("frames.zip", victim, "CRC-32"))
-    assert len(gets) == 1 and bad in sources.planned_reads(locators)[0]  # it shared its neighbours' read
+    assert len(gets) == 1 and bad in prefetch.planned_reads(locators)[0]  # it shared its neighbours' read
 
 
 @pytest.mark.parametrize("comment", [b"", b"a comment longer than the probe " * 40])
@@ -109,9 +109,9 @@ def test_a_central_directory_on_s3_costs_two_gets_and_reads_as_the_local_one(
     sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
     try:
         gets: list[int] = []
-        client = sources._state.places.store(s3_bucket).client
+        client = reading._state.places.store(s3_bucket).client
         client.meta.events.register("after-call.s3.GetObject", lambda **_: gets.append(1))
-        members = sources._index(uri).members
+        members = reading.archive_index(uri).members
     finally:
         sources.activate()
     with zipfile.ZipFile(tmp_path / "frames.zip") as local:

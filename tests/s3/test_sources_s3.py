@@ -6,7 +6,7 @@ its first page is one error, never part of a prefix."""
 import pytest
 import torch
 
-from handgesture.data import sources
+from handgesture.data import reading, sources
 from handgesture.data.annotations import image_name, read_annotations
 from handgesture.data.cache import cache_key, cache_settings
 from handgesture.data.frames import read_frame
@@ -96,7 +96,7 @@ def test_an_s3_key_changes_with_one_object_and_is_fetched_in_kilobytes(bucket, l
 def _count_fetched(bucket: str) -> list[int]:
     """Bytes of each GET this process's S3 reads make from now on."""
     fetched: list[int] = []
-    client = sources._state.places.store(bucket).client
+    client = reading._state.places.store(bucket).client
     client.meta.events.register(
         "after-call.s3.GetObject", lambda parsed, **_: fetched.append(int(parsed.get("ContentLength", 0)))
     )
