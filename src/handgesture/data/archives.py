@@ -33,10 +33,12 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 # A local header's extra field may differ from the central one; one range with this slack usually covers it.
 _HEADER_SLACK = 1024
 # An archive's end record (22 bytes, more with a comment or zip64 records) lies in its last bytes; read with
-# them, and the central directory it points to with one more read, a remote archive costs two requests
-# instead of one per seek `zipfile` makes (five or so), and never a frame's bytes.
+# them, and the central directory it points to with one more read, a remote archive costs two requests at
+# most instead of one per seek `zipfile` makes (five or so), and never a frame's bytes. TAIL_BYTES is what
+# `zipfile` searches for an end record behind a comment (64 KiB + 22): with it, any comment, and the whole
+# directory of an archive of up to about 700 members, come in one request.
 _END_SIGNATURE = b"PK\x05\x06"
-_END_PROBE = 256
+TAIL_BYTES = 2**16 + 22
 
 ReadRange = Callable[[int, int], bytes]  # (start, length) -> bytes
 
@@ -87,12 +89,12 @@ class ZipIndex:
         return cls(uri, members)
 
 
-def central_directory_file(read_range: ReadRange, size: int) -> io.BufferedReader:
-    """A seekable file over an archive of ``size`` bytes whose end record and central directory are read
-    up front, in two ranged reads: what `ZipIndex.read` parses from a remote archive. Anything else (an
-    end record behind a long comment, zip64 records) is read as asked, range by range."""
-    start = max(0, size - _END_PROBE)
-    tail = read_range(start, size - start)
+def central_directory_file(read_range: ReadRange, size: int, tail: bytes) -> io.BufferedReader:
+    """A seekable file over an archive of ``size`` bytes whose last bytes, ``tail`` (`TAIL_BYTES` of them,
+    read by the caller), hold its end record, and whose central directory is read up front when it starts
+    before them: what `ZipIndex.read` parses from a remote archive. Anything else (an end record behind a
+    longer comment, zip64 records) is read as asked, range by range."""
+    start = size - len(tail)
     end = tail.rfind(_END_SIGNATURE)
     if 0 <= end <= len(tail) - 22:
         cd_size, cd_offset = struct.unpack_from("<II", tail, end + 12)

@@ -49,6 +49,11 @@ class Locations:
             return self.store(bucket).get_range(key, start, length)
         return os.pread(self._fd(url), length, start)  # no shared file position: safe from any thread
 
+    def read_tail(self, url: str, length: int) -> tuple[bytes, int]:
+        """The last ``length`` bytes of an ``s3://`` object and its size, in one request."""
+        bucket, key = split_s3(url)
+        return self.store(bucket).get_tail(key, length)
+
     def read_all(self, url: str) -> bytes:
         if is_s3(url):
             bucket, key = split_s3(url)

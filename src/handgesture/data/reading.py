@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import threading
 
-from handgesture.data.archives import ReadRange, ZipIndex, central_directory_file, member_bytes
+from handgesture.data.archives import TAIL_BYTES, ReadRange, ZipIndex, central_directory_file, member_bytes
 from handgesture.data.locations import Locations, is_s3
 from handgesture.data.locators import place, shown, split_member
-from handgesture.errors import DataError
+from handgesture.errors import DataError, ObjectNotFoundError
 from handgesture.storage.base import S3Settings
 
 
@@ -64,8 +64,7 @@ def archive_index(archive: str) -> ZipIndex:
     found = indexed(archive)
     if found is not None:
         return found
-    size = _size(archive)
-    with _directory_file(archive, size) as fh:
+    with _directory_file(archive) as fh:
         index = ZipIndex.read(fh, shown(archive))
     with _state.lock:
         _state.indexes[archive] = index
@@ -78,23 +77,19 @@ def indexed(archive: str) -> ZipIndex | None:
         return _state.indexes.get(archive)
 
 
-def _directory_file(archive: str, size: int):
-    """What the central directory is parsed from: on S3, its two ranges read up front (each request costs
-    more than its bytes); a local file as it is."""
+def _directory_file(archive: str):
+    """What the central directory is parsed from: on S3, the archive's last bytes (its size from the same
+    answer) and, when the directory starts before them, one more range: each request costs more than its
+    bytes. A local file as it is."""
     if is_s3(archive):
-        return central_directory_file(lambda start, n: _state.places.read_range(archive, start, n), size)
+        try:
+            tail, size = _state.places.read_tail(archive, TAIL_BYTES)
+        except ObjectNotFoundError:
+            raise DataError(f"no such archive: {shown(archive)} (expected a zip object there)") from None
+        return central_directory_file(range_reader(archive), size, tail)
+    if not os.path.isfile(archive):
+        raise DataError(f"no such archive: {archive} (expected a zip file there)")
     return open(archive, "rb")  # noqa: SIM115 - the caller closes it
-
-
-def _size(url: str) -> int:
-    if is_s3(url):
-        stat = _state.places.object_stat(url)
-        if stat is None:
-            raise DataError(f"no such archive: {shown(url)} (expected a zip object there)")
-        return stat[0]
-    if not os.path.isfile(url):
-        raise DataError(f"no such archive: {url} (expected a zip file there)")
-    return os.path.getsize(url)
 
 
 def listed_objects(root: str) -> dict[str, tuple[str, str]]:

@@ -215,6 +215,22 @@ class S3Store(Store):
             answer = self.client.get_object(Bucket=self.bucket.bucket_name, Key=self._key(key), Range=span)
             return answer["Body"].read()
 
+    def get_tail(self, key: str, length: int) -> tuple[bytes, int]:
+        """The last ``length`` bytes of an object (all of a smaller one) and the object's size, from one
+        suffix-range GET: its size costs no listing."""
+        with self._errors(self.uri(key)):
+            try:
+                answer = self.client.get_object(
+                    Bucket=self.bucket.bucket_name, Key=self._key(key), Range=f"bytes=-{length}"
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return b"", 0  # S3's answer for an empty object: no last bytes to range over
+                raise
+            data = answer["Body"].read()
+        total = answer.get("ContentRange", "").rpartition("/")[2]  # "bytes 6-9/10"; none: the whole object
+        return data[-length:], int(total) if total.isdigit() else len(data)
+
     def delete(self, key: str) -> None:
         with self._errors(self.uri(key)):
             self.client.delete_object(Bucket=self.bucket.bucket_name, Key=self._key(key))
