@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,20 +42,29 @@ def prepare_rate(annotations: str, dataset: str, s3: S3Settings | None, scratch:
     sources.activate(s3)
     start = time.perf_counter()
     samples = read_annotations(annotations, dataset, TARGETS).samples
-    gets = _count_gets(dataset) if s3 else []  # after the listing: the frames' GETs alone
-    folder = Path(tempfile.mkdtemp(dir=scratch))
-    unreadable = write_rows(samples, cache_settings((224, 224)), folder, workers=0)
+    with _counted_gets(dataset if s3 else None) as gets:  # after the listing: the frames' GETs alone
+        folder = Path(tempfile.mkdtemp(dir=scratch))
+        unreadable = write_rows(samples, cache_settings((224, 224)), folder, workers=0)
     seconds = time.perf_counter() - start
     assert unreadable == 0, f"{unreadable} frames unreadable from {dataset}"
     return len({s.image for s in samples}) / seconds, len(gets)
 
 
-def _count_gets(uri: str) -> list[int]:
-    """Grows by one per GET this process makes to ``uri``'s bucket from now on (the client's own count)."""
+@contextmanager
+def _counted_gets(uri: str | None):
+    """A list that grows by one per GET this process makes to ``uri``'s bucket inside the block (the
+    client's own count; the client outlives the block, the counter does not)."""
     gets: list[int] = []
+    if uri is None:
+        yield gets
+        return
     client = reading._state.places.store(uri.split("/")[2]).client
-    client.meta.events.register("after-call.s3.GetObject", lambda **_: gets.append(1))
-    return gets
+    count = lambda **_: gets.append(1)  # noqa: E731
+    client.meta.events.register("after-call.s3.GetObject", count)
+    try:
+        yield gets
+    finally:
+        client.meta.events.unregister("after-call.s3.GetObject", count)
 
 
 def main(argv=None) -> None:

@@ -37,6 +37,8 @@ def _zip(path, flip: str | None = None):
 def archive(s3_bucket, s3_env, tmp_path):
     """(locators in archive order, their expected bytes, counted GETs) for a fresh zip on S3."""
 
+    counters = []
+
     def make(flip=None):
         contents = _zip(tmp_path / "frames.zip", flip)
         uri = upload(s3_env.client(), s3_bucket, "data/frames.zip", tmp_path / "frames.zip")
@@ -44,12 +46,13 @@ def archive(s3_bucket, s3_env, tmp_path):
         listing = sources.dataset_files(uri, ["call"])  # reads the central directory, before counting
         gets: list[int] = []
         client = reading._state.places.store(s3_bucket).client
-        client.meta.events.register(
-            "after-call.s3.GetObject", lambda parsed, **_: gets.append(int(parsed["ContentLength"]))
-        )
+        counters.append((client, lambda parsed, **_: gets.append(int(parsed["ContentLength"]))))
+        client.meta.events.register("after-call.s3.GetObject", counters[-1][1])
         return [listing[name].locator for name in contents], contents, gets
 
     yield make
+    for client, count in counters:  # the client is this process's, shared with later reads
+        client.meta.events.unregister("after-call.s3.GetObject", count)
     sources.activate()
 
 
@@ -124,10 +127,11 @@ def test_a_central_directory_on_s3_costs_a_get_or_two_and_reads_as_the_local_one
     sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))
     try:
         gets: list[int] = []
-        client = reading._state.places.store(s3_bucket).client
-        client.meta.events.register("after-call.s3.GetObject", lambda **_: gets.append(1))
+        client, count = reading._state.places.store(s3_bucket).client, lambda **_: gets.append(1)
+        client.meta.events.register("after-call.s3.GetObject", count)
         members = reading.archive_index(uri).members
     finally:
+        client.meta.events.unregister("after-call.s3.GetObject", count)
         sources.activate()
     with zipfile.ZipFile(tmp_path / "frames.zip") as local:
         expected = {i.filename: (i.header_offset, i.CRC, i.file_size) for i in local.infolist()}

@@ -3,6 +3,8 @@ read as the plain folder is; keys from ETags and central directories, fetched in
 object or prefix and refused credentials are one error naming the URI, exit 2; a listing that fails after
 its first page is one error, never part of a prefix."""
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -19,6 +21,7 @@ from handgesture.errors import (
     StorageUnreachableError,
 )
 from handgesture.storage import S3Settings
+from handgesture.storage import s3 as storage_s3
 from tests.archive_data import per_gesture_zips, tutorial_zips, upload
 
 TARGETS = ["call", "fist", "like"]
@@ -80,8 +83,8 @@ def test_an_s3_key_changes_with_one_object_and_is_fetched_in_kilobytes(bucket, l
     )
     key = cache_key(found.samples, SETTINGS, [], TARGETS)
     sources.activate(S3Settings(endpoint_url=s3_env.endpoint_url))  # cold: central directories read again
-    fetched = _count_fetched(bucket)
-    assert cache_key(found.samples, SETTINGS, [], TARGETS) == key
+    with _counted_fetches(bucket) as fetched:
+        assert cache_key(found.samples, SETTINGS, [], TARGETS) == key
     assert len(fetched) == 3 and max(fetched) <= TAIL_BYTES  # one tail per archive, whatever its size
 
     prefix = read_annotations(f"s3://{bucket}/plain/annotations", f"s3://{bucket}/plain/images", TARGETS)
@@ -93,14 +96,17 @@ def test_an_s3_key_changes_with_one_object_and_is_fetched_in_kilobytes(bucket, l
     assert cache_key(again.samples, SETTINGS, [], TARGETS) != before
 
 
-def _count_fetched(bucket: str) -> list[int]:
-    """Bytes of each GET this process's S3 reads make from now on."""
+@contextmanager
+def _counted_fetches(bucket: str):
+    """Bytes of each GET this process's S3 reads make inside the block (its client outlives the block)."""
     fetched: list[int] = []
     client = reading._state.places.store(bucket).client
-    client.meta.events.register(
-        "after-call.s3.GetObject", lambda parsed, **_: fetched.append(int(parsed.get("ContentLength", 0)))
-    )
-    return fetched
+    count = lambda parsed, **_: fetched.append(int(parsed.get("ContentLength", 0)))  # noqa: E731
+    client.meta.events.register("after-call.s3.GetObject", count)
+    try:
+        yield fetched
+    finally:
+        client.meta.events.unregister("after-call.s3.GetObject", count)
 
 
 @pytest.mark.parametrize("where", ["data/absent.zip", "absent-prefix"])
@@ -150,6 +156,7 @@ def paged(s3_env, monkeypatch):
         ("after-call.s3.ListObjectsV2", after_a_page),
     ]
     monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, *hooks])
+    monkeypatch.setattr(storage_s3, "_clients", storage_s3._SharedClients())  # none made before the hooks
     return state
 
 

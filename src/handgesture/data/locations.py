@@ -15,7 +15,6 @@ import threading
 from urllib.parse import urlsplit
 
 from handgesture.errors import DataError
-from handgesture.storage import open_store
 from handgesture.storage.base import S3Settings
 
 
@@ -39,8 +38,10 @@ class Locations:
         if self._pid != os.getpid():  # a forked worker: its parent's connections are not its to share
             self._stores, self._pid = {}, os.getpid()
         with self._lock:
-            if bucket not in self._stores:
-                self._stores[bucket] = open_store(f"s3://{bucket}", self.s3)
+            if bucket not in self._stores:  # boto3 is imported only once S3 is read
+                from handgesture.storage.s3 import S3Store
+
+                self._stores[bucket] = S3Store(bucket, "", self.s3, shared=True)  # a task reuses its client
             return self._stores[bucket]
 
     def read_range(self, url: str, start: int, length: int) -> bytes:

@@ -8,7 +8,10 @@ process-wide by credential hash, which would pin credentials read from the envir
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +93,10 @@ def build_bucket(bucket_name: str, prefix: str, s3: S3Settings) -> tuple[S3Bucke
 
 def make_client(creds: AwsCredentials | MinIOCredentials, s3: S3Settings):
     """A private boto3 S3 client with bounded retries and timeouts (a block's own config wins per key)."""
+    return _client(creds.get_boto3_session(), creds, s3)
+
+
+def _client(session, creds: AwsCredentials | MinIOCredentials, s3: S3Settings):
     params = creds.aws_client_parameters.get_params_override()
     ours = Config(
         retries={"max_attempts": s3.max_retries, "mode": "standard"},
@@ -100,12 +107,67 @@ def make_client(creds: AwsCredentials | MinIOCredentials, s3: S3Settings):
     params["config"] = ours.merge(params["config"]) if "config" in params else ours
     if creds.region_name:
         params["region_name"] = creds.region_name
-    return creds.get_boto3_session().client("s3", **params)
+    return session.client("s3", **params)
+
+
+class _SharedClients:
+    """This process's clients for stores opened with ``shared=True`` (data reads, opened afresh per task):
+    one per everything that decides who a client talks as and where (the credentials its session resolves,
+    endpoint and client parameters, region, retry and timeout settings, the AWS environment and config
+    files), so a new task skips botocore's client setup (about 0.1 s) but never inherits another's identity.
+    The key is a digest: no secret is kept in the clear. A client is thread-safe; a forked child makes its
+    own."""
+
+    LIMIT = 8  # rotated credentials make new keys: the oldest client goes
+
+    def __init__(self):
+        self.clients: dict[str, object] = {}
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+
+    def get(self, creds: AwsCredentials | MinIOCredentials, s3: S3Settings):
+        session = creds.get_boto3_session()
+        key = _client_key(session, creds, s3)
+        with self.lock:
+            if self.pid != os.getpid():
+                self.clients, self.pid = {}, os.getpid()
+            if key not in self.clients:
+                while len(self.clients) >= self.LIMIT:
+                    del self.clients[next(iter(self.clients))]
+                self.clients[key] = _client(session, creds, s3)
+            return self.clients[key]
+
+
+def _client_key(session, creds: AwsCredentials | MinIOCredentials, s3: S3Settings) -> str:
+    found = session.get_credentials()
+    who = list(found.get_frozen_credentials()) if found else None
+    env = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(("AWS_", "HTTP", "NO_PROXY")))
+    files = [os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"), "~/.aws/credentials"]
+    files.append(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", ""))
+    stamps = [_stamp(os.path.expanduser(path)) for path in files]
+    where = [creds.aws_client_parameters.model_dump(mode="json"), creds.region_name, session.region_name]
+    settings = [s3.max_retries, s3.connect_timeout, s3.read_timeout, s3.max_concurrency]
+    text = json.dumps([who, env, stamps, where, settings, session.profile_name], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+_clients = _SharedClients()
 
 
 class S3Store(Store):
-    def __init__(self, bucket_name: str, prefix: str, s3: S3Settings):
+    def __init__(self, bucket_name: str, prefix: str, s3: S3Settings, shared: bool = False):
+        """``shared``: the client comes from this process's shared clients (`_SharedClients`), not made
+        for this store alone."""
         self.bucket, self._who = build_bucket(bucket_name, prefix, s3)
+        self._shared = shared
         self.root = f"s3://{bucket_name}/{prefix}" if prefix else f"s3://{bucket_name}"
         self._s3 = s3
         self._transfer = TransferConfig(
@@ -123,7 +185,8 @@ class S3Store(Store):
         with self._lock:
             if self._client is None:
                 with self._errors(self.root, missing="bucket"):
-                    client = make_client(self.bucket.credentials, self._s3)
+                    make = _clients.get if self._shared else make_client
+                    client = make(self.bucket.credentials, self._s3)
                     self.endpoint = client.meta.endpoint_url
                     client.head_bucket(Bucket=self.bucket.bucket_name)
                 self._client = client
