@@ -2,7 +2,7 @@
 hard links to real frames (`index_layouts`).
 
     .venv/bin/python benchmarks/bench_index.py [--hands 550000] [--frames 300] [--prepare 600]
-    .venv/bin/python benchmarks/bench_index.py --layout v2 [--images 1086158] [--frames 300]
+    .venv/bin/python benchmarks/bench_index.py --layout v2 [--images 1086158] [--frames 300] [--data DIR]
 
 Writes --frames real 1920x1080 synthetic JPEGs and the annotation set whose images link to them. Then times,
 in a fresh process (so its peak resident memory is the index's and the imports', not the writer's), what a
@@ -13,11 +13,14 @@ run does before its first step:
 - the training sampler and one epoch's order (`EpochSampler`), and the cached dataset's row lookup.
 Targets: v1 under 60 s and 3 GB; v2 (issue 24) under 15 s and 1.5 GB. With v1, it then prepares the crop
 cache of --prepare hands with 1 and with 2 processes and extrapolates that throughput to 16 cores.
+With --data, the dataset is written into DIR once and read from there by later runs with the same options
+(v2's takes most of two minutes to write and 1.7 GB; delete DIR when done).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import tempfile
@@ -130,6 +133,7 @@ def prepare_rate(ann: Path, images: Path, count: int, workers: int, root: Path) 
 
 def write(layout: str, root: Path, args) -> tuple:
     start = time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
     frames = write_frames(root, args.frames)
     if layout == "v1":
         ann, images, hands = write_v1(root, frames, args.hands)
@@ -139,6 +143,25 @@ def write(layout: str, root: Path, args) -> tuple:
         size = sum(f.stat().st_size for folder in ann.values() for f in folder.glob("*.json")) / 1e9
         what = f"{count} images, {boxes} boxes, {size:.2f} GB of JSON,"
     print(f"wrote {what} over {len(frames)} frames in {time.perf_counter() - start:.0f} s", flush=True)
+    return ann, images
+
+
+def written(layout: str, root: Path, args) -> tuple:
+    """The dataset in ``root``: the one an earlier run with the same options wrote there, else written now
+    (its folders recorded last, so an interrupted write is never taken for a finished one)."""
+    done, options = root / "written.json", [layout, args.hands, args.images, args.frames]
+    if done.exists():
+        record = json.loads(done.read_text())
+        if record["options"] == options:
+            print(f"reusing the dataset in {root}", flush=True)
+            ann = Path(record["ann"]) if layout == "v1" else {k: Path(v) for k, v in record["ann"].items()}
+            return ann, Path(record["images"])
+        raise SystemExit(f"{root} holds a dataset written with other options {record['options']}: delete it")
+    if root.exists() and any(root.iterdir()):
+        raise SystemExit(f"{root} is not empty and holds no finished dataset: delete it or name another")
+    ann, images = write(layout, root, args)
+    folders = str(ann) if layout == "v1" else {k: str(v) for k, v in ann.items()}
+    done.write_text(json.dumps({"options": options, "ann": folders, "images": str(images)}))
     return ann, images
 
 
@@ -167,10 +190,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=V2_IMAGES, help="v2: images over the three splits")
     parser.add_argument("--frames", type=int, default=300, help="real full-HD frames the images link to")
     parser.add_argument("--prepare", type=int, default=600, help="v1: hands per cache preparation timing")
+    parser.add_argument("--data", type=Path, help="write the dataset here once, reuse it in later runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         root = Path(tmp)
-        ann, images = write(args.layout, root, args)
+        ann, images = written(args.layout, args.data, args) if args.data else write(args.layout, root, args)
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process: the index's own peak
             rows, total, count, peak = pool.apply(measure, (args.layout, ann, images))
         report(args.layout, rows, total, count, peak)

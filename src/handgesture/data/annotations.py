@@ -8,30 +8,20 @@ import json
 import logging
 import os
 import random
-import stat
 from array import array
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from handgesture.data import sources
 from handgesture.data.entries import Entry, parse_entry, parse_fields
 from handgesture.data.entry_json import decode_entries
-from handgesture.data.full_frames import WHOLE_FRAME, full_frame_label
+from handgesture.data.index_plain import image_size, plain_entries, plain_id, plain_samples
+from handgesture.data.index_samples import Sample, box_samples, frame_sample
+from handgesture.data.index_samples import Tally as _Tally
 from handgesture.errors import DataError
-from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS, NO_GESTURE, UNKNOWN_HAND
+from handgesture.labels import NO_GESTURE
 
 log = logging.getLogger(__name__)
-KNOWN_LABELS = frozenset(HAGRID_TARGETS) | frozenset(HAGRID_V2_TARGETS)
-
-
-@dataclass(frozen=True, slots=True)  # slots: 72 bytes a sample instead of 350 (v2 has 1.5 M)
-class Sample:
-    image: str  # absolute path to the jpg
-    box: tuple[float, float, float, float]  # normalised x, y, w, h; top-left origin
-    gesture: int  # index into the targets list
-    leading_hand: int  # labels.HAND_INDEX (right = 0, left = 1); UNKNOWN_HAND (-1) in HaGRID v2
-    user_id: str
 
 
 @dataclass
@@ -47,9 +37,8 @@ class AnnotationSet:
 
 def _image_path(gesture_dir: Path, folder: str, image_id: str, where: str) -> str:
     """The image's path in ``folder`` (``gesture_dir`` normalised); refuses ids that would read a file
-    outside it. An id with no separator, no ``..`` and no NUL names a file right in the folder, so the path
-    needs no normalising of its own (the index builds a million)."""
-    if not image_id or "/" in image_id or "\\" in image_id or ".." in image_id or "\0" in image_id:
+    outside it (`index_plain.plain_id`)."""
+    if not plain_id(image_id):
         raise DataError(f"{where}: image id escapes the dataset folder {gesture_dir} (expected a plain name)")
     return f"{folder}{os.sep}{image_id}.jpg"
 
@@ -71,11 +60,11 @@ def _load_json(path: Path):
     return data
 
 
-def _load_entries(path: Path) -> tuple[dict, object]:
-    """A gesture file's entries and the function that parses one: the fast decoder's field tuples
-    (`entry_json`: v2's landmarks are never built), or, for a file it refuses, the file read as always, so
-    its error is the same."""
-    fast = decode_entries(path.read_bytes())
+def _load_entries(path: Path, data: bytes) -> tuple[dict, object]:
+    """A gesture file's entries (its bytes ``data``) and the function that parses one: the fast decoder's
+    field tuples (`entry_json`: v2's landmarks are never built), or, for a file it refuses, the file read as
+    always, so its error is the same."""
+    fast = decode_entries(data)
     return (_load_json(path), parse_entry) if fast is None else (fast, parse_fields)
 
 
@@ -85,109 +74,43 @@ def load_annotation_file(path: Path) -> dict:
     return _load_json(path)
 
 
-@dataclass
-class _Tally:
-    """What reading skipped, for the log and for the run's summary."""
-
-    missing: int = 0
-    bad_boxes: Counter = field(default_factory=Counter)  # annotation file -> boxes outside their frame
-    unknown_labels: Counter = field(default_factory=Counter)  # label -> boxes
-    no_gesture_only: int = 0  # full frame: images outside the no_gesture folder with no gesture in them
-    untargeted: Counter = field(default_factory=Counter)  # full frame: an image's label -> images, no target
-
-    def notes(self, missing_targets: list[str], ann_dir: Path) -> list[str]:
-        notes = []
-        if missing_targets:
-            notes.append(f"no annotation file for targets {missing_targets} in {ann_dir}")
-        if self.bad_boxes:
-            files = ", ".join(f"{Path(f).name}: {n}" for f, n in sorted(self.bad_boxes.items()))
-            notes.append(
-                f"{sum(self.bad_boxes.values())} boxes outside their frame or empty, skipped ({files})"
-            )
-        if self.unknown_labels:
-            labels = ", ".join(f"{label!r}: {n}" for label, n in sorted(self.unknown_labels.items()))
-            notes.append(f"boxes with unknown labels (no target, no HaGRID class), skipped: {labels}")
-        if self.no_gesture_only:
-            notes.append(
-                f"{self.no_gesture_only} images outside the no_gesture folder with only no_gesture hands, "
-                "dropped (HaGRID v2's full-frame rule)"
-            )
-        if self.untargeted:
-            labels = ", ".join(f"{label!r}: {n}" for label, n in sorted(self.untargeted.items()))
-            notes.append(f"images whose full-frame label is not a target, skipped: {labels}")
-        return notes
-
-
-def _inside_frame(box: tuple[float, float, float, float]) -> bool:
-    """A box with some area inside the [0, 1] x [0, 1] frame (a box wholly outside would crop black)."""
-    x, y, w, h = box
-    return w > 0 and h > 0 and x < 1 and y < 1 and x + w > 0 and y + h > 0
-
-
 def _samples_for_image(image: str, entry: Entry, index: dict[str, int], tally: _Tally, where: str):
-    """One sample per (box, label) whose label is a target; other labels are left out (and counted when
-    they are no class HaGRID knows either)."""
-    samples = []
-    for box, label in entry.pairs:
-        if label not in index:
-            if label not in KNOWN_LABELS:
-                tally.unknown_labels[label] += 1
-        elif not _inside_frame(box):
-            tally.bad_boxes[where] += 1
-        else:
-            samples.append(Sample(image, box, index[label], entry.hand_of(label), entry.user_id))
-    return samples
+    """`index_samples.box_samples` of a checked entry (`source_annotations` reads its entries so)."""
+    return box_samples(image, entry.pairs, entry.leading_hand, entry.user_id, index, tally, where)
 
 
-def _full_frame_sample(
-    image: str, folder: str, entry: Entry, index: dict[str, int], tally: _Tally
-) -> list[Sample]:
-    """The image (a path or locator) as one sample (the whole frame), labelled by v2's rule; none when the
-    rule drops it or its label is not a target. `folder` is the image's gesture folder (no_gesture's own
-    labels its images)."""
-    label = full_frame_label(entry.labels, folder)
-    if label is None:
-        tally.no_gesture_only += 1
-        return []
-    if label not in index:
-        tally.untargeted[label] += 1
-        return []
-    return [Sample(image, WHOLE_FRAME, index[label], UNKNOWN_HAND, entry.user_id)]
-
-
-def _size(image: str, dataset_root: str, path: Path, image_id: str) -> int:
-    """The image's size in bytes, -1 when it is not there; a symlink out of the dataset folder is refused
-    like an escaping id (naming the annotation file ``path`` and the image)."""
-    try:
-        found = os.lstat(image)
-    except OSError:
-        return -1
-    if stat.S_ISLNK(found.st_mode):
-        if not os.path.realpath(image).startswith(dataset_root + os.sep):
-            raise DataError(
-                f"{path}, image {image_id!r}: image {image} is a symlink out of the dataset folder "
-                f"{dataset_root}"
-            )
-        return os.stat(image).st_size if os.path.isfile(image) else -1
-    return found.st_size if stat.S_ISREG(found.st_mode) else -1
+def _full_frame_sample(image: str, folder: str, entry: Entry, index: dict[str, int], tally: _Tally):
+    """`index_samples.frame_sample` of a checked entry (`source_annotations` reads its entries so)."""
+    return frame_sample(image, folder, entry.labels, entry.user_id, index, tally)
 
 
 def _read_gesture_file(
     path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally, full_frame: bool
 ):
-    data, parse = _load_entries(path)
-    ids = sorted(data)
-    if subset > 0:
-        ids = ids[:subset]
+    data = path.read_bytes()
+    plain = plain_entries(data, subset)  # as HaGRID writes it: checked while decoded
+    if plain is None:
+        samples, sizes = _checked_samples(path, data, gesture_dir, subset, index, tally, full_frame)
+    else:
+        samples, sizes = plain_samples(*plain, gesture_dir, path, index, tally, full_frame)
+    if skipped := tally.bad_boxes[str(path)]:
+        log.warning("%s: %d boxes outside their frame or empty were skipped", path, skipped)
+    return samples, sizes
+
+
+def _checked_samples(path: Path, data: bytes, gesture_dir: Path, subset, index, tally: _Tally, full_frame):
+    """`index_plain.plain_samples` of any other file, each entry checked in Python first (errors name it)."""
+    decoded, parse = _load_entries(path, data)
+    ids = sorted(decoded)
     parsed, folder = [], os.path.normpath(gesture_dir)
-    for image_id in ids:  # validate everything before touching the image folder
+    for image_id in ids[:subset] if subset > 0 else ids:
         where = f"{path}, image {image_id!r}"
         image = _image_path(gesture_dir, folder, image_id, where)
-        parsed.append((image_id, image, parse(data[image_id], where)))
-    del data  # the decoded file: only the parsed entries are needed from here on
+        parsed.append((image_id, image, parse(decoded[image_id], where)))
+    del decoded  # only the parsed entries are needed from here on
     samples, sizes, dataset_root, where = [], array("q"), os.path.realpath(gesture_dir.parent), str(path)
     for image_id, image, entry in parsed:
-        size = _size(image, dataset_root, path, image_id)
+        size = image_size(image, dataset_root, path, image_id)
         if size < 0:
             tally.missing += 1
             continue
@@ -198,8 +121,6 @@ def _read_gesture_file(
         )
         samples += found
         sizes.extend([size] * len(found))
-    if tally.bad_boxes[where]:
-        log.warning("%s: %d boxes outside their frame or empty were skipped", path, tally.bad_boxes[where])
     return samples, sizes
 
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from handgesture.errors import DataError
-from handgesture.labels import HAND_INDEX, NO_GESTURE, UNKNOWN_HAND
+from handgesture.labels import HAND_INDEX, UNKNOWN_HAND
 
 Box = tuple[float, float, float, float]
 
@@ -26,11 +26,6 @@ class Entry:
     leading_hand: int  # HAND_INDEX value, or UNKNOWN_HAND (v2)
     user_id: str
     labels: tuple[str, ...] = ()  # one per box, as annotated (v2's full-frame label rule reads these)
-
-    def hand_of(self, label: str) -> int:
-        if label == NO_GESTURE and self.leading_hand != UNKNOWN_HAND:
-            return 1 - self.leading_hand
-        return self.leading_hand
 
 
 # The fields an entry is read by, in the order `parse_fields` takes them; MISSING where the entry lacks one.
