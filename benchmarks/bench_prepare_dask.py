@@ -1,10 +1,13 @@
-"""Sharded prepare on local Dask workers: the same shards on 1 worker vs 2, and a full-v2 estimate.
+"""Sharded prepare on local Dask workers: the same shards in one process, on 1 worker and on 2, and a full-v2
+estimate.
 
 One dataset of synthetic frames is planned once (`plan_prepare`: annotations read, cache keyed, shards
-cut); then for each worker count a LocalCluster of that many one-thread worker processes builds every part
-(`prepare_shard`, what the prepare-shard task runs) into an empty cache folder, and `finish_prepare`
-assembles it. Timed: from the first shard submitted to the cache assembled, best of ``--repeats``. Prefect's
-API is left out (a flow's fixed cost, BENCHMARKS.md section 2): this measures the engine and the work.
+cut); then, round robin, the same shards (`prepare_shard`, what the prepare-shard task runs) are built into
+an empty cache folder by this process (one thread: the baseline a worker should match) and by a LocalCluster
+of 1 and of 2 one-thread worker processes, and `finish_prepare` assembles them. Timed: from the first shard
+to the cache assembled, best of ``--repeats``; the shards' CPU seconds (this process's, or the workers')
+are printed too, a rate that other load on the machine does not change. Prefect's API is left out (a flow's
+fixed cost, BENCHMARKS.md section 2): this measures the engine and the work.
 
     .venv/bin/python benchmarks/bench_prepare_dask.py --images 320 --frame 1920 1080 --repeats 2
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -21,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: the in-process baseline, one core
 
 from distributed import Client, LocalCluster  # noqa: E402
 
@@ -32,15 +38,22 @@ TARGETS = ["call", "fist", "like", "palm"]
 V2_FRAMES, V2_HANDS = 1_086_158, 1_500_000
 
 
-def timed_prepare(config, workers: int, shards_per_worker: int) -> tuple[float, int, int]:
-    """Seconds to build and assemble every part on `workers` processes; the frames and hands prepared."""
+def timed_prepare(config, workers: int, shards_per_worker: int) -> tuple[float, float, int, int]:
+    """(seconds, the shards' CPU seconds) to build and assemble every part on `workers` processes (0: in
+    this one); the frames and hands prepared."""
     shutil.rmtree(config.dataset.cache_dir, ignore_errors=True)
-    plan = plan_prepare(config, workers)
+    plan = plan_prepare(config, 1)
     samples = plan.splits["train"].samples
-    config.prepare.shard_size = math.ceil(
-        len(samples) / (2 * shards_per_worker)
-    )  # the same shards for 1 and 2
+    config.prepare.shard_size = math.ceil(len(samples) / (2 * shards_per_worker))  # the same shards always
     plan = plan_prepare(config, 2 * shards_per_worker)
+    shards = plan.shards(config)
+    if workers == 0:
+        cpu, start = _cpu_seconds(), time.perf_counter()
+        for shard in shards:
+            prepare_shard(config, shard)
+        cpu = _cpu_seconds() - cpu
+        finish_prepare(config, plan)
+        return time.perf_counter() - start, cpu, len({s.image for s in samples}), len(samples)
     with (
         LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -48,14 +61,19 @@ def timed_prepare(config, workers: int, shards_per_worker: int) -> tuple[float, 
         Client(cluster) as client,
     ):
         client.wait_for_workers(workers)
+        cpu = sum(client.run(_cpu_seconds).values())
         start = time.perf_counter()
-        futures = client.map(
-            prepare_shard, [config] * len(plan.shards(config)), plan.shards(config), pure=False
-        )
-        client.gather(futures)
+        client.gather(client.map(prepare_shard, [config] * len(shards), shards, pure=False))
         finish_prepare(config, plan)
         seconds = time.perf_counter() - start
-    return seconds, len({s.image for s in samples}), len(samples)
+        cpu = sum(client.run(_cpu_seconds).values()) - cpu
+    return seconds, cpu, len({s.image for s in samples}), len(samples)
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU seconds so far, user and system (a Dask worker's own, run there)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv=None) -> None:
@@ -85,22 +103,27 @@ def main(argv=None) -> None:
                 f"dataset.targets=[{','.join(TARGETS)}]",
             ],
         )
-        best = {}
+        best, cpu = {}, {}
         for _ in range(args.repeats):
-            for workers in (1, 2):  # round robin: the machine's other load falls on both
-                seconds, frames, hands = timed_prepare(config, workers, args.shards_per_worker)
+            for workers in (0, 1, 2):  # round robin: the machine's other load falls on each
+                seconds, seconds_cpu, frames, hands = timed_prepare(config, workers, args.shards_per_worker)
                 best[workers] = min(best.get(workers, math.inf), seconds)
+                cpu[workers] = min(cpu.get(workers, math.inf), seconds_cpu)
         rate = frames / best[1]
         speedup = best[1] / best[2]
         print(
             f"{frames} frames ({hands} hands) of {args.frame[0]} x {args.frame[1]}, "
             f"{2 * args.shards_per_worker} shards, best of {args.repeats}"
         )
+        print(f"1 process  {best[0]:8.2f} s  {frames / best[0]:8.1f} frames/s  (no Dask, one thread)")
         print(f"1 worker   {best[1]:8.2f} s  {rate:8.1f} frames/s  {hands / best[1]:8.1f} hands/s")
         print(
             f"2 workers  {best[2]:8.2f} s  {frames / best[2]:8.1f} frames/s  "
             f"x{speedup:.2f} vs 1 (target >= 1.7)"
         )
+        print("the shards' CPU seconds, and frames per CPU-second:")
+        for workers, name in ((0, "1 process"), (1, "1 worker"), (2, "2 workers")):
+            print(f"  {name:<10} {cpu[workers]:8.2f} s  {frames / cpu[workers]:8.1f} frames/s")
         efficiency = speedup / 2
         print(
             f"full v2 ({V2_FRAMES} frames, {V2_HANDS} hands) at {rate:.1f} frames/s per worker, "
