@@ -75,11 +75,31 @@ def test_each_read_stays_under_the_chunk_and_the_reads_in_flight_under_the_depth
         together = []
         for loc in locators:
             assert len(prefetch._active.untaken) <= depth
+            assert prefetch._active.held() <= 2 * chunk + max(SIZES) + 2048  # the last read started counts
             together.append(sources.read_bytes(loc))
     assert together == list(contents.values())
     *shared, alone = sorted(gets)  # the 500 kB member, over the chunk, is read alone: with its header
     assert all(n <= chunk for n in shared) and max(SIZES) < alone <= max(SIZES) + 2048
     assert len(prefetch.planned_reads(locators, chunk)) == len(gets) < len(locators)
+
+
+def test_a_member_read_alone_counts_in_what_reads_ahead_hold(archive):
+    locators, _, _ = archive()
+    big = locators[SIZES.index(max(SIZES))]
+    with sources.prefetched([big, *locators], depth=8, chunk=100_000):
+        assert prefetch._active.held() > max(SIZES)  # the 500 kB member alone: nothing more starts
+        assert len(prefetch._active.untaken) == 1
+
+
+def test_a_block_inside_another_hands_its_reads_back(archive):
+    locators, contents, gets = archive()
+    with sources.prefetched(locators):
+        outer = prefetch._active
+        with sources.prefetched(locators[:1]):
+            assert sources.read_bytes(locators[0]) == contents[next(iter(contents))]
+        assert prefetch._active is outer
+        together = [sources.read_bytes(loc) for loc in locators[1:]]
+    assert together == list(contents.values())[1:] and prefetch._active is None
 
 
 def test_a_corrupt_member_in_a_coalesced_read_is_its_own_error_and_spares_its_neighbours(archive):

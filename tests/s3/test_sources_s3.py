@@ -96,6 +96,14 @@ def test_an_s3_key_changes_with_one_object_and_is_fetched_in_kilobytes(bucket, l
     assert cache_key(again.samples, SETTINGS, [], TARGETS) != before
 
 
+def test_a_cold_read_of_the_tutorial_zips_on_s3_costs_three_gets(bucket):
+    with _counted_fetches(bucket) as fetched:
+        found = read_annotations(
+            f"s3://{bucket}/data/subsample-annotations.zip", f"s3://{bucket}/data/subsample.zip", TARGETS
+        )
+    assert found.samples and len(fetched) == 3  # each archive's tail, then the three annotation files in one
+
+
 @contextmanager
 def _counted_fetches(bucket: str):
     """Bytes of each GET this process's S3 reads make inside the block (its client outlives the block)."""

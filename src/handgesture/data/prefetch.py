@@ -43,10 +43,14 @@ def planned_reads(locators, chunk: int = CHUNK_BYTES) -> list[list[str]]:
 def _s3_member(locator: str) -> tuple[str, Member] | None:
     """(archive, member) of a member of an S3 archive already indexed; None for anything read alone (a
     local archive's ``pread`` costs no request; an unknown member's error comes from its own read)."""
+    found = _member(locator)
+    return found if found is not None and is_s3(found[0]) else None
+
+
+def _member(locator: str) -> tuple[str, Member] | None:
+    """(archive, member) of a member of an archive already indexed, local or on S3; None otherwise."""
     archive, name = split_member(locator)
-    if name is None or not is_s3(archive):
-        return None
-    index = reading.indexed(archive)
+    index = reading.indexed(archive) if name is not None else None
     found = index.members.get(name) if index else None
     return (archive, found) if found else None
 
@@ -77,11 +81,12 @@ def _outcome(found: bytes | Exception) -> bytes:
 
 
 def _run_bytes(run: list[str]) -> int:
-    """What a shared read holds: the span of its members; 0 for a read of one (``depth`` bounds those)."""
-    if len(run) == 1:
+    """What a read holds until it is handed out: the span of its members when the index knows them (a
+    large annotation file read alone counts too); 0 for a file or object (``depth`` bounds those)."""
+    members = [_member(locator) for locator in run]
+    if None in members:
         return 0
-    members = [_s3_member(locator)[1] for locator in run]
-    return max(extent(m) for m in members) - members[0].offset
+    return max(extent(m) for _, m in members) - members[0][1].offset
 
 
 class _Prefetch:
@@ -132,19 +137,19 @@ def take(locator: str):
 class prefetched:  # noqa: N801 - used as a context manager, like open()
     """``with prefetched(locators):`` reads in the order given are served from at most ``depth`` reads ahead;
     neighbouring members of an S3 archive share a read of at most ``chunk`` bytes, and such reads not yet
-    handed out hold under ``2 x chunk`` (plus a last one started). Anything else reads as usual. One
-    reader thread at a time."""
+    handed out hold under ``2 x chunk`` (plus a last one started; members read alone count too). Anything
+    else reads as usual. One reader thread at a time."""
 
     def __init__(self, locators, depth: int = 8, chunk: int = CHUNK_BYTES):
         self.locators, self.depth, self.chunk = list(locators), depth, chunk
 
     def __enter__(self):
         global _active
-        _active = _Prefetch(self.locators, self.depth, self.chunk)
+        self.outer, self.reads = _active, _Prefetch(self.locators, self.depth, self.chunk)
+        _active = self.reads
         return self
 
     def __exit__(self, *exc) -> None:
         global _active
-        done, _active = _active, None
-        if done is not None:
-            done.pool.shutdown(wait=True, cancel_futures=True)
+        _active = self.outer  # a block inside another hands the reads back to it
+        self.reads.pool.shutdown(wait=True, cancel_futures=True)
