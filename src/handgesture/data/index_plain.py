@@ -58,11 +58,19 @@ def plain_samples(
         if full_frame:
             found = frame_sample(image, folder, entry.labels, entry.user_id, index, tally)
         else:
-            hand = UNKNOWN_HAND if entry.leading_hand is UNSET else HAND_INDEX[entry.leading_hand]
-            found = box_samples(image, entry.pairs(), hand, entry.user_id, index, tally, where)
-        samples += found
-        sizes.extend([size] * len(found))
+            found = box_samples(
+                image, entry.pairs(), _HANDS[entry.leading_hand], entry.user_id, index, tally, where
+            )
+        if len(found) == 1:
+            samples.append(found[0])
+            sizes.append(size)
+        else:
+            samples += found
+            sizes.extend([size] * len(found))
     return samples, sizes
+
+
+_HANDS = {**HAND_INDEX, UNSET: UNKNOWN_HAND}  # a v2 entry has no leading hand
 
 
 def image_size(image: str, dataset_root: str, path: Path, image_id: str) -> int:
@@ -72,6 +80,8 @@ def image_size(image: str, dataset_root: str, path: Path, image_id: str) -> int:
         found = os.lstat(image)
     except OSError:
         return -1
+    if found.st_mode & _TYPE == stat.S_IFREG:  # nearly every image
+        return found.st_size
     if stat.S_ISLNK(found.st_mode):
         if not os.path.realpath(image).startswith(dataset_root + os.sep):
             raise DataError(
@@ -79,4 +89,7 @@ def image_size(image: str, dataset_root: str, path: Path, image_id: str) -> int:
                 f"{dataset_root}"
             )
         return os.stat(image).st_size if os.path.isfile(image) else -1
-    return found.st_size if stat.S_ISREG(found.st_mode) else -1
+    return -1
+
+
+_TYPE = 0o170000  # stat.S_IFMT's mask, applied inline

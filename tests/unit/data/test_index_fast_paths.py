@@ -126,3 +126,57 @@ def test_slotted_samples_pickle_hash_and_compare_as_before():
     assert back == sample and hash(back) == hash(sample) and {sample: 1}[back] == 1
     with pytest.raises(AttributeError):
         sample.gesture = 2
+
+
+V2_MORE = [
+    {**V2, "united_bbox": [None, None], "united_label": ["x", None]},  # labels where no united box: ignored
+    {**V2, "bboxes": [[-0, 1, 0.5, 0.5], [0.2, 0.2, 2, 0.1]], "united_bbox": [None, [0.1, 0.1, 0.5, 0.5]]},
+    {**V2, "labels": ["peace", "no_gesture"], "united_bbox": [], "united_label": []},  # [] reads as nulls
+    {**V2, "united_bbox": [[0.1, 0.2, 0.5, 0.4], [0.1, 0.2, 0.5, 0.41]]},  # two united boxes, both kept
+    {**_entry([[0.1, 0.2, 0.3, 0.4]], ["like"], "left"), "united_bbox": "not read in v1"},
+]
+V2_BAD = [
+    {**V2, "united_bbox": [None, [0.1, 0.2, 0.5, 0.4]], "united_label": None},
+    {**V2, "united_bbox": [None]},
+    {**V2, "labels": ["like"]},
+    {**V2, "bboxes": [[0.1, 0.2, 0.3, 1e400], [0, 0, 1, 1]]},
+    {**V2, "leading_hand": None},
+    {**V2, "user_id": None},
+]
+
+
+def _read_both_ways(tmp_path, monkeypatch, entries: dict, full_frame: bool = False, text: str = ""):
+    """read_annotations' result (or error) with the typed decoder, then with every file sent to the
+    checked path, as (samples, sizes, missing, notes) or the error's text. ``text``: the file's own."""
+    ann, data = write_dataset(tmp_path, {"like": entries})
+    if text:
+        (ann / "like.json").write_text(text)
+
+    def read():
+        try:
+            found = read_annotations(
+                ann, data, ["like", "peace", "hand_heart", "no_gesture"], full_frame=full_frame
+            )
+        except DataError as exc:
+            return str(exc)
+        return found.samples, list(found.sizes), found.missing_images, found.notes
+
+    typed = read()
+    monkeypatch.setattr("handgesture.data.index_plain.decode_plain", lambda data: None)
+    return typed, read()
+
+
+@pytest.mark.parametrize("full_frame", [False, True])
+@pytest.mark.parametrize("entry", [*ENTRIES, *V2_MORE])
+def test_the_typed_path_reads_what_the_checked_path_reads(tmp_path, monkeypatch, entry, full_frame):
+    typed, checked = _read_both_ways(tmp_path, monkeypatch, {"a": entry, "b": V2}, full_frame)
+    assert typed == checked
+    assert not isinstance(typed, str)
+
+
+@pytest.mark.parametrize("entry", [*BAD, *V2_BAD])
+def test_a_file_with_any_other_entry_fails_with_the_checked_paths_message(tmp_path, monkeypatch, entry):
+    text = json.dumps({"a": V2, "b": entry}).replace("Infinity", "1e400")  # a literal too large
+    typed, checked = _read_both_ways(tmp_path, monkeypatch, {"a": V2, "b": entry}, text=text)
+    assert typed == checked
+    assert isinstance(typed, str) and "'b'" in typed
