@@ -124,10 +124,11 @@ def prepare_shard(config: Config, shard: Shard) -> dict:
 
 # Dask's nanny starts each worker with MALLOC_TRIM_THRESHOLD_=65536 (distributed.nanny.pre-spawn-environ),
 # and a threshold set at all stops glibc from raising its mmap threshold as large blocks are freed: every
-# buffer over 128 KiB (a full-HD frame decoded is 6 MB) is then mapped, faulted in page by page and unmapped
-# again. A worker decoded 32 frames/s where one process decodes 60, half its CPU in the kernel
-# (BENCHMARKS.md section 10). So for a shard's duration frame-sized blocks come from the heap and stay there;
-# after it, the worker's settings are put back and the heap trimmed, as Dask wants between tasks.
+# buffer over 128 KiB (a full-HD frame decoded is 6 MB) is then mapped, faulted in page by page (about 1,500
+# faults a frame) and unmapped again. A worker decoded 30 frames per CPU-second where one process decodes 60,
+# 40% of its CPU in the kernel (BENCHMARKS.md section 10). So for a shard's duration frame-sized blocks come
+# from the heap and stay there; after it, the worker's settings are put back and the heap trimmed, as Dask
+# wants between tasks.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _SHARD_MMAP_THRESHOLD = 32 * 2**20  # glibc's largest (64-bit): any frame up to 4K stays on the heap
 _SHARD_TRIM_THRESHOLD = 256 * 2**20
