@@ -8,14 +8,15 @@ import threading
 
 import pytest
 
-from handgesture.data import prepare_sharded
-from handgesture.data.prepare_sharded import frame_sized_heap
+from handgesture.data import worker_heap
+from handgesture.data.worker_heap import frame_sized_heap
 
 # Frames decoded and freed, with and without the shard's heap, counting minor page faults: a fresh
-# mapping per 6 MB buffer faults each of its pages in again (about 1,500 per frame); the heap only once.
+# mapping per 6 MB buffer faults each of its pages in again (about 1,500 per frame); the heap only once, as it
+# grows to hold frames (its first few frames may still be mapped while brk finds room; a shard has thousands).
 FAULTS_PER_FRAME = r"""
 import resource, sys, torch
-from handgesture.data.prepare_sharded import frame_sized_heap
+from handgesture.data.worker_heap import frame_sized_heap
 
 def faults(frames=40):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -25,12 +26,13 @@ def faults(frames=40):
 
 mapped = faults()
 with frame_sized_heap():
+    faults(frames=10)
     heaped = faults()
 print(mapped, heaped)
 """
 
 
-@pytest.mark.skipif(prepare_sharded._glibc() is None, reason="mallopt is glibc's")
+@pytest.mark.skipif(worker_heap._glibc() is None, reason="mallopt is glibc's")
 def test_under_a_dask_trim_threshold_a_shard_reuses_frame_buffers_instead_of_faulting_them_in():
     env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
@@ -57,7 +59,7 @@ class FakeLibc:
 @pytest.fixture
 def libc(monkeypatch):
     fake = FakeLibc()
-    monkeypatch.setattr(prepare_sharded, "_glibc", lambda: fake)
+    monkeypatch.setattr(worker_heap, "_glibc", lambda: fake)
     return fake
 
 
