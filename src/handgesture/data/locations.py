@@ -41,7 +41,7 @@ class Locations:
             if bucket not in self._stores:  # boto3 is imported only once S3 is read
                 from handgesture.storage.s3 import S3Store
 
-                self._stores[bucket] = S3Store(bucket, "", self.s3, shared=True)  # a task reuses its client
+                self._stores[bucket] = S3Store(bucket, "", self.s3, shared=True)  # the client outlives a task
             return self._stores[bucket]
 
     def read_range(self, url: str, start: int, length: int) -> bytes:

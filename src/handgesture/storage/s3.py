@@ -139,6 +139,8 @@ class _SharedClients:
 
 
 def _client_key(session, creds: AwsCredentials | MinIOCredentials, s3: S3Settings) -> str:
+    """A digest of who a client made from ``session`` talks as, and where and how: resolved afresh each
+    time (a rotated key, an edited config file, another endpoint or timeout: another key)."""
     found = session.get_credentials()
     who = list(found.get_frozen_credentials()) if found else None
     env = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(("AWS_", "HTTP", "NO_PROXY")))
