@@ -26,8 +26,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import benchlib
+import numpy as np
 
 benchlib.setup_env()
 
@@ -35,6 +37,7 @@ from index_layouts import V2_IMAGES, write_v1, write_v2  # noqa: E402
 
 from handgesture.data.annotations import read_annotations, split_by_user  # noqa: E402
 from handgesture.data.cache import cache_key, cache_settings, prepare_cache  # noqa: E402
+from handgesture.data.cached_dataset import rows_of  # noqa: E402
 from handgesture.data.dataset import EpochSampler  # noqa: E402
 from handgesture.data.synthetic import generate_synthetic  # noqa: E402
 from handgesture.labels import HAGRID_TARGETS, HAGRID_V2_TARGETS  # noqa: E402
@@ -90,8 +93,8 @@ def sampler_rows(samples: list, train: list, rows: list) -> float:
         epoch = EpochSampler(len(train), seed=42, shuffle=True)
         epoch.set_epoch(3)
         order = epoch.order()
-        row_of = {s: i for i, s in enumerate(samples)}  # what CachedCropDataset builds for its split
-        return order, [row_of[s] for s in train]
+        cache = SimpleNamespace(samples=samples, rows=np.arange(len(samples)), folder=Path("cache"))
+        return order, rows_of(cache, train)  # what CachedCropDataset looks up for its split
 
     return timed("sampler and row lookup", sampler, rows)[1]
 

@@ -38,19 +38,26 @@ def crop_window(square: Image.Image, x0: float, y0: float, side: float, fitted) 
     return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
 
 
+def rows_of(cache, samples: list[Sample]):
+    """The cache's rows for ``samples``, in their order. A split that is its whole cache in the cache's own
+    order (each of v2's splits has its own cache) takes the rows as they are, without looking up each of
+    its samples (2 s for v2's 1.3 M: hashing them all)."""
+    if samples == cache.samples:
+        return cache.rows
+    row_of = {s: i for i, s in enumerate(cache.samples)}
+    missing = [s.image for s in samples if s not in row_of]
+    if missing:
+        raise ValueError(f"{len(missing)} samples are not in crop cache {cache.folder}, e.g. {missing[0]}")
+    return cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
+
+
 class CachedCropDataset(Dataset):
     """``HandCropDataset``'s contract (int key: scale 1; ``(index, seed)``: ``crop_scale(seed, train)``),
     read from a ``CropCache``; ``samples`` must be samples of the cache (a split of them, say)."""
 
     def __init__(self, cache, samples: list[Sample], train: bool):
-        row_of = {s: i for i, s in enumerate(cache.samples)}
-        missing = [s.image for s in samples if s not in row_of]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} samples are not in crop cache {cache.folder}, e.g. {missing[0]}"
-            )
         self.samples, self.train = list(samples), train
-        self.rows = cache.rows[[row_of[s] for s in samples]] if samples else cache.rows[:0]
+        self.rows = rows_of(cache, self.samples)
         self.image_size, self.settings = cache.image_size, cache.settings
         self.scales = cache.settings.scales
         paths = [cache.folder / name for name in cache.crops]  # one crops.bin, or a sharded cache's parts

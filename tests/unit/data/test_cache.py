@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 import torch
@@ -250,3 +251,17 @@ def test_two_preparers_of_one_cache_never_collide(data, tmp_path):
     for round_ in range(6):  # the race lost 1 time in 30 before the lock (ENOTEMPTY)
         results, errors = _race(samples, tmp_path / f"cache-{round_}")
         assert not errors and sorted(results) == ["prepared", "reused"], (errors, results)
+
+
+def test_a_split_looks_up_its_rows_whether_it_is_the_whole_cache_a_part_or_a_stranger(data, tmp_path):
+    _, _, samples = data
+    cache = prepare_cache(samples, SIZE, tmp_path)
+    whole = cache.dataset(list(cache.samples), train=False)  # an equal list, not the cache's own
+    assert np.array_equal(whole.rows, cache.rows)
+    reordered = list(reversed(cache.samples))
+    assert np.array_equal(cache.dataset(reordered, train=False).rows, cache.rows[::-1])
+    part = cache.dataset(cache.samples[2:5], train=False)
+    assert np.array_equal(part.rows, cache.rows[2:5])
+    stranger = msgspec.structs.replace(cache.samples[0], image="elsewhere.jpg")
+    with pytest.raises(ValueError, match=r"1 samples are not in crop cache .*elsewhere\.jpg"):
+        cache.dataset([*cache.samples[1:], stranger], train=False)
