@@ -20,8 +20,7 @@ from handgesture.errors import (
     StorageCredentialsError,
     StorageUnreachableError,
 )
-from handgesture.storage import S3Settings
-from handgesture.storage import s3 as storage_s3
+from handgesture.storage import S3Settings, s3_clients
 from tests.archive_data import per_gesture_zips, tutorial_zips, upload
 
 TARGETS = ["call", "fist", "like"]
@@ -164,7 +163,7 @@ def paged(s3_env, monkeypatch):
         ("after-call.s3.ListObjectsV2", after_a_page),
     ]
     monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, *hooks])
-    monkeypatch.setattr(storage_s3, "_clients", storage_s3._SharedClients())  # none made before the hooks
+    monkeypatch.setattr(s3_clients, "shared", s3_clients.SharedClients())  # none made before the hooks
     return state
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from handgesture.errors import StorageError
-from handgesture.storage import MiB, S3Settings, cached_download, open_store
-from handgesture.storage import s3 as storage_s3
+from handgesture.storage import MiB, S3Settings, cached_download, open_store, s3_clients
 from tests.s3_fixtures import MotoServer, free_port
 
 pytestmark = pytest.mark.s3
@@ -202,14 +201,14 @@ def test_missing_bucket_names_bucket_and_endpoint(s3_env):
 def test_unreachable_endpoint_retries_with_backoff_then_fails(s3_env, monkeypatch):
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     attempts: list = []
-    real_make_client = storage_s3.make_client
+    real_make_client = s3_clients.make_client
 
     def counting_make_client(creds, s3):
         client = real_make_client(creds, s3)
         client.meta.events.register("before-send.s3", lambda **kw: attempts.append(time.monotonic()))
         return client
 
-    monkeypatch.setattr(storage_s3, "make_client", counting_make_client)
+    monkeypatch.setattr(s3_clients, "make_client", counting_make_client)
     store = open_store("s3://bucket/runs", S3Settings(endpoint_url=endpoint, **FAST_FAIL))
     start = time.monotonic()
     with pytest.raises(StorageError) as info:
