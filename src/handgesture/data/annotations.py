@@ -15,6 +15,7 @@ from pathlib import Path
 from handgesture.data import sources
 from handgesture.data.entries import Entry, parse_entry, parse_fields
 from handgesture.data.entry_json import decode_entries
+from handgesture.data.index_halves import read_files
 from handgesture.data.index_plain import image_size, plain_entries, plain_id, plain_samples
 from handgesture.data.index_samples import Sample, box_samples, frame_sample
 from handgesture.data.index_samples import Tally as _Tally
@@ -85,7 +86,7 @@ def _full_frame_sample(image: str, folder: str, entry: Entry, index: dict[str, i
 
 
 def _read_gesture_file(
-    path: Path, gesture_dir: Path, subset: int, index: dict[str, int], tally: _Tally, full_frame: bool
+    path: Path, gesture_dir: Path, tally: _Tally, subset: int, index: dict[str, int], full_frame: bool
 ):
     data = path.read_bytes()
     plain = plain_entries(data, subset)  # as HaGRID writes it: checked while decoded
@@ -93,9 +94,12 @@ def _read_gesture_file(
         samples, sizes = _checked_samples(path, data, gesture_dir, subset, index, tally, full_frame)
     else:
         samples, sizes = plain_samples(*plain, gesture_dir, path, index, tally, full_frame)
+    return samples, sizes
+
+
+def _warn_skipped(path: Path, tally: _Tally) -> None:
     if skipped := tally.bad_boxes[str(path)]:
         log.warning("%s: %d boxes outside their frame or empty were skipped", path, skipped)
-    return samples, sizes
 
 
 def _checked_samples(path: Path, data: bytes, gesture_dir: Path, subset, index, tally: _Tally, full_frame):
@@ -177,11 +181,9 @@ def read_annotations(
             missing_targets,
             ann_dir,
         )
-    samples, sizes, tally = [], array("q"), _Tally()
-    for gesture, path in present.items():
-        found, found_sizes = _read_gesture_file(path, data_dir / gesture, subset, index, tally, full_frame)
-        samples += found
-        sizes += found_sizes
+    files = {path: data_dir / gesture for gesture, path in present.items()}
+    read = functools.partial(_read_gesture_file, subset=subset, index=index, full_frame=full_frame)
+    samples, sizes, tally = read_files(files, read, _warn_skipped)
     if tally.missing:
         log.warning("%d annotated images are missing under %s and were skipped", tally.missing, data_dir)
     if tally.unknown_labels:

@@ -38,6 +38,15 @@ class Tally:
     no_gesture_only: int = 0  # full frame: images outside the no_gesture folder with no gesture in them
     untargeted: Counter = field(default_factory=Counter)  # full frame: an image's label -> images, no target
 
+    def merge(self, later: Tally) -> None:
+        """Add what ``later`` tallied over the files read after this one's: the counters then hold what one
+        tally over all the files would, in the same order (a label first seen later comes after)."""
+        self.missing += later.missing
+        self.bad_boxes.update(later.bad_boxes)
+        self.unknown_labels.update(later.unknown_labels)
+        self.no_gesture_only += later.no_gesture_only
+        self.untargeted.update(later.untargeted)
+
     def notes(self, missing_targets: list[str], ann_dir: Path) -> list[str]:
         notes = []
         if missing_targets:
