@@ -24,7 +24,12 @@ class Forked:
 
     def __init__(self, work: Callable[[], bytes]):
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:  # no process to be had (a limit on processes, memory)
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:
             os.close(read_end)
             _run_child(work, write_end)  # never returns

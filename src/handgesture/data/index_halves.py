@@ -51,7 +51,10 @@ def read_files(files: dict[Path, Path], read_file: ReadFile, warn: Warn) -> tupl
         return *_read_group(files, paths, read_file, tally, warn), tally
     cut = _balanced_cut(nbytes)
     first, second = paths[:cut], paths[cut:]
-    child = Forked(functools.partial(_read_encoded, files, second, read_file))
+    try:
+        child = Forked(functools.partial(_read_encoded, files, second, read_file))
+    except OSError:  # no second process to be had: all of them here
+        return *_read_group(files, paths, read_file, tally, warn), tally
     try:
         samples, sizes = _read_group(files, first, read_file, tally, warn)
     except BaseException:  # the first failing file in file order wins: this one

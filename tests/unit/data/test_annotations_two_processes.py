@@ -166,6 +166,19 @@ def test_a_failing_read_here_stops_and_reaps_the_child(tmp_path, monkeypatch, ou
     assert sorted(os.listdir("/proc/self/fd")) == open_before
 
 
+def test_a_fork_that_fails_leaves_all_the_files_to_this_process(tmp_path, monkeypatch, caplog, outcomes):
+    ann, data = write_dataset(tmp_path, _gesture_files({"call", "stop"}))
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    open_before = sorted(os.listdir("/proc/self/fd"))
+    two, one = _both_ways(monkeypatch, ann, data, TARGETS, caplog)
+    assert two == one and outcomes == []
+    assert sorted(os.listdir("/proc/self/fd")) == open_before
+
+
 def test_small_folders_are_read_in_one_process(tmp_path, monkeypatch):
     ann, data = write_dataset(tmp_path, _gesture_files())
     monkeypatch.setattr(index_halves, "Forked", None)  # a fork would fail
