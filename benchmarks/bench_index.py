@@ -59,16 +59,16 @@ def peak_rss_gb() -> float:
     return kib * 1024 / 1e9
 
 
-def children_peak_rss_gb() -> float:
-    """The largest peak resident memory of this process's reaped children (the forked readers): pages they
-    share with this process count in it too."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
+def children() -> tuple[float, float]:
+    """The largest peak resident memory (GB) of this process's reaped children (the forked readers; pages
+    they share with this process count in it too), and their CPU seconds."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_maxrss * 1024 / 1e9, used.ru_utime + used.ru_stime
 
 
 def cpu_seconds() -> float:
     """This process's CPU seconds and its reaped children's."""
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    return time.process_time() + children()[1]
 
 
 class JointPeak(threading.Thread):
@@ -177,14 +177,16 @@ def measure(layout: str, folders, images: Path, one_process: bool) -> tuple[list
     (fresh) process."""
     if one_process:
         index_halves.FORK_MIN_BYTES = 2**62
-    rows, before = [["imports (before the index)", "", "", f"{peak_rss_gb():.2f}"]], children_peak_rss_gb()
+    rows, before = [["imports (before the index)", "", "", f"{peak_rss_gb():.2f}"]], children()
     cpu = cpu_seconds()
     if layout == "v1":
         total, count = index_v1(folders, images, rows)
     else:
         total, count = index_v2(folders, images, rows)
     rows.append(["whole index", f"{total:.1f}", f"{cpu_seconds() - cpu:.1f}", f"{peak_rss_gb():.2f}"])
-    return rows, total, count, (peak_rss_gb(), children_peak_rss_gb(), before)
+    readers, readers_cpu = children()
+    ran = readers_cpu > before[1]  # a folder was read in two
+    return rows, total, count, (peak_rss_gb(), readers if ran else 0.0, before[0])
 
 
 def prepare_rate(ann: Path, images: Path, count: int, workers: int, root: Path) -> float:
@@ -239,13 +241,16 @@ def report(layout: str, rows: list, total: float, count: int, peak: float) -> No
 def report_memory(peaks: tuple[float, float, float], joint_peak: float) -> float:
     """The peak memory the index takes, the verdict's: the joint sample's, or this process's peak if larger.
     Also each process's peak RSS and their sum, a bound sure to hold (pages both map counted twice)."""
-    index, children, before = peaks
-    readers = f"{children:.2f} GB" if children > before else f"at most {children:.2f} GB"
+    index, readers, before = peaks
+    sampled = f"{joint_peak:.2f} GB sampled (its RSS plus its children's private memory, every 0.2 s)"
+    if not readers:
+        print(f"\nmemory: one process (no folder read in two), peak RSS {index:.2f} GB; {sampled}")
+        return max(index, joint_peak)
+    peak = f"{readers:.2f} GB" if readers > before else f"at most {readers:.2f} GB"
     print(
-        f"\nmemory: peak RSS {index:.2f} GB in the index process, {readers} in its forked readers (pages "
-        f"shared with it counted in both; before the index, a subprocess the imports ran: {before:.2f} GB); "
-        f"both at most {index + children:.2f} GB (the peaks summed); {joint_peak:.2f} GB sampled (its RSS "
-        "plus their private memory, largest of samples every 0.2 s)"
+        f"\nmemory: peak RSS {index:.2f} GB in the index process, {peak} in its forked readers (pages shared "
+        f"with it counted in both; a subprocess the imports ran: {before:.2f} GB); both at most "
+        f"{index + readers:.2f} GB (the peaks summed); {sampled}"
     )
     return max(index, joint_peak)
 
