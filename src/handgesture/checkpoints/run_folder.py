@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -79,6 +80,7 @@ class RunFolder:
         self.uploader: BackgroundUploader | None = None
         self._manifest: dict[str, Any] | None = None
         self._open = False
+        self._tensorboard_staging: Path | None = None  # a remote folder's local event files, until closed
 
     def open_for_writing(self) -> RunFolder:
         """Lease the folder (with an owner), finish what a stopped writer left, read the manifest and start
@@ -214,9 +216,15 @@ class RunFolder:
         try:
             if self.uploader is not None:
                 self.uploader.close(timeout)
+            self._remove_tensorboard_staging()  # every event file is in the store: nothing is lost
         finally:
             if self.lease:
                 self.lease.release()
+
+    def _remove_tensorboard_staging(self) -> None:
+        if self._tensorboard_staging is not None:
+            shutil.rmtree(self._tensorboard_staging, ignore_errors=True)
+            self._tensorboard_staging = None
 
     def write_manifest(self, **extra: Any) -> None:
         self._check_open()
@@ -231,7 +239,9 @@ class RunFolder:
         """Where event files go: in place for a local store, else a local folder synced each epoch."""
         self._check_open()
         local = self.store.local_path(TENSORBOARD)
-        return local if local is not None else Path(tempfile.mkdtemp(prefix="handgesture-tb-"))
+        if local is None:  # removed once closed with every upload done (a long-lived worker runs many)
+            local = self._tensorboard_staging = Path(tempfile.mkdtemp(prefix="handgesture-tb-"))
+        return local
 
     def sync_tensorboard(self, log_dir: Path) -> None:
         """Queue `log_dir`'s event files for a remote run folder (a local store already has them in place)."""

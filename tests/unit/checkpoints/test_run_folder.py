@@ -174,3 +174,25 @@ def test_a_closed_folder_is_read_but_not_written_until_opened_again(tmp_path):
     assert [e["key"] for e in read_manifest(run.store)["checkpoints"]][
         -1
     ] == "checkpoints/e0002-s00000020.pth"
+
+
+def test_a_remote_folder_s_local_event_files_go_once_uploaded_and_stay_while_an_upload_fails(tmp_path):
+    from handgesture.errors import BucketNotFoundError
+    from tests.recording import RecordingStore
+
+    class FailingStore(RecordingStore):
+        def put_file(self, local_path: Path, key: str) -> None:
+            raise BucketNotFoundError("the bucket is gone")
+
+    for store, uploaded in ((RecordingStore(tmp_path / "ok"), True), (FailingStore(tmp_path / "bad"), False)):
+        run = RunFolder(store, spool_dir=tmp_path / f"spool-{uploaded}").open_for_writing()
+        staging = run.tensorboard_dir()
+        (staging / "events.out.tfevents.1").write_bytes(b"points")
+        run.sync_tensorboard(staging)
+        if uploaded:
+            run.close(timeout=60)
+            assert store.get_bytes("tensorboard/events.out.tfevents.1") == b"points"
+        else:
+            with pytest.raises(BucketNotFoundError, match="bucket is gone"):
+                run.close(timeout=60)
+        assert staging.exists() is not uploaded, staging
