@@ -6,9 +6,11 @@ Nothing here imports torch or prefect at module level, so a script can time its 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,9 +35,13 @@ def setup_env() -> None:
     """The tests' Prefect settings (temp PREFECT_HOME, no analytics, room for the ephemeral server to start),
     before anything imports prefect; and the source tree on sys.path where the package is not installed (a
     bare GPU machine)."""
+    home = os.environ.get("BENCH_PREFECT_HOME")  # a benchmark's worker processes share their parent's
+    if home is None:
+        home = os.environ["BENCH_PREFECT_HOME"] = tempfile.mkdtemp(prefix="bench-prefect-home-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)  # gone when the benchmark ends
     os.environ.update(
         {
-            "PREFECT_HOME": tempfile.mkdtemp(prefix="bench-prefect-home-"),
+            "PREFECT_HOME": home,
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
